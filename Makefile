@@ -1,0 +1,62 @@
+# Two commands do everything on a fresh machine:
+#   make run  [PROFILE=smoke|full]   run the whole series headless into runs/<profile>/
+#   make test                        run every test (unit, notebook contract, smoke run, nbval)
+# Both first run `make setup`, which creates .venv when missing and does nothing when current.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PROFILE ?= full
+STAMP := $(VENV)/.setup-stamp
+KERNEL := medimg-dl
+
+export TF_CPP_MIN_LOG_LEVEL := 2
+export TF_ENABLE_ONEDNN_OPTS := 0
+export KERAS_BACKEND := tensorflow
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup run test test-unit test-notebooks test-nbval lab lock bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]' \
+		|| { echo "Install Python 3.11 (or run: make setup PYTHON=/path/to/python3.11)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e .
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))"
+	@touch $(STAMP)
+	@echo "environment ready: $(VENV) (kernel $(KERNEL))"
+
+run: setup
+	$(PY) -m helpers.runner --profile $(PROFILE)
+
+test: test-unit test-notebooks test-nbval
+
+test-unit: setup
+	$(PY) -m pytest tests --ignore=tests/notebooks -q
+
+test-notebooks: setup
+	$(PY) -m pytest tests/notebooks -q
+
+# Re-execute the executed smoke copies and compare the cells marked `# NBVAL_CHECK_OUTPUT`.
+test-nbval: setup
+	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider runs/smoke/[0-9]*.ipynb -q
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+# Re-resolve the newest versions allowed by pyproject.toml and pin them in constraints.txt.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet --upgrade pip && .venv-lock/bin/pip install --quiet -e .
+	.venv-lock/bin/pip freeze --exclude-editable | grep -v '^medimg-dl' > constraints.txt
+	rm -rf .venv-lock
+
+bench: setup
+	$(PY) bench/bench_index_dicoms.py
+	$(PY) bench/bench_cleaning.py
+
+clean:
+	rm -rf runs

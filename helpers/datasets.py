@@ -1,0 +1,135 @@
+"""Find a dataset: the user's download (``data_dir``) or the synthetic stand-in.
+
+Every notebook starts with ``root = datasets.resolve("rsna", data_dir, synthetic_size)``:
+
+* ``data_dir`` given: that folder must hold the public layout (``../shared/DATASETS.md``);
+  a missing or empty folder raises :class:`DatasetLayoutError` naming the layout expected.
+* ``data_dir`` is ``None``: the synthetic dataset under ``data/synthetic/<size>/<name>`` is
+  used, and generated first when it is missing (so each notebook runs on its own).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import paths
+
+#: The four public layouts, as DATASETS.md states them (shown in error messages).
+LAYOUTS = {
+    "rsna": ("RSNA Intracranial Hemorrhage Detection (head CT)",
+             "stage_2_train/ID_<9 hex>.dcm   one axial slice per file\n"
+             "stage_2_train.csv              columns: ID,Label (six rows per image)"),
+    "dsb2": ("Kaggle Second Annual Data Science Bowl (cardiac cine MRI)",
+             "train/<case>/study/sax_<n>/IM-<4 digits>-<4 digits>.dcm\n"
+             "train.csv                      columns: Id,Systole,Diastole\n"
+             "lv_centroids.csv               columns: path,row,col"),
+    "luna16": ("LUNA16 (lung CT nodules)",
+               "subset<k>/<seriesuid>.mhd + <seriesuid>.raw\n"
+               "annotations.csv                columns: seriesuid,coordX,coordY,coordZ,diameter_mm"),
+    "hcp": ("HCP-style T1 brain MRI, two classes",
+            "brain_nii/<Subject>.nii or <Subject>.nii.gz\n"
+            "subjects.csv                   columns: Subject,class (1, -1; 0 = unlabelled)"),
+}
+
+#: A file or folder whose presence marks each layout.
+MARKERS = {
+    "rsna": ["stage_2_train"],
+    "dsb2": ["train"],
+    "luna16": ["annotations.csv"],
+    "hcp": ["brain_nii"],
+}
+
+
+class DatasetLayoutError(FileNotFoundError):
+    """The folder does not hold the expected public layout."""
+
+
+def layout_error(name: str, root: Path, problem: str) -> DatasetLayoutError:
+    title, layout = LAYOUTS[name]
+    return DatasetLayoutError(
+        f"{problem}: {root}\nExpected the {title} layout (see ../shared/DATASETS.md):\n"
+        + "\n".join("  " + line for line in layout.splitlines())
+        + "\nLeave data_dir = None to use the synthetic dataset that 00_setup generates.")
+
+
+def check_layout(name: str, root: str | os.PathLike) -> Path:
+    """Return ``root`` resolved, or raise one clear error naming the expected layout."""
+    if name not in LAYOUTS:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(LAYOUTS)}")
+    root = Path(root).expanduser().resolve()
+    if not root.is_dir():
+        raise layout_error(name, root, "dataset folder does not exist")
+    if not any(root.iterdir()):
+        raise layout_error(name, root, "dataset folder is empty")
+    missing = [m for m in MARKERS[name] if not (root / m).exists()]
+    if missing:
+        raise layout_error(name, root, f"dataset folder lacks {', '.join(missing)}")
+    return root
+
+
+def synthetic_dir(name: str, size: str = "full") -> Path:
+    """Where the synthetic dataset ``name`` of a given size lives."""
+    return paths.data_root() / "synthetic" / size / name
+
+
+def resolve(name: str, data_dir: str | os.PathLike | None = None, synthetic_size: str = "full",
+            seed: int = 0) -> Path:
+    """The dataset root to read: ``data_dir``, or the synthetic one (generated if missing)."""
+    if data_dir is not None:
+        return check_layout(name, data_dir)
+    from . import synthetic
+
+    root = synthetic_dir(name, synthetic_size)
+    if not synthetic.is_complete(root):
+        synthetic.generate(name, root, size=synthetic_size, seed=seed)
+    return check_layout(name, root)
+
+
+def prepare_all(data_dir: str | os.PathLike | None = None, synthetic_size: str = "full", seed: int = 0,
+                names=tuple(LAYOUTS)):
+    """Generate (``data_dir=None``) or validate every dataset; one row per dataset.
+
+    With ``data_dir`` given, it is the folder that holds one subfolder per dataset
+    (``rsna/``, ``dsb2/``, ``luna16/``, ``hcp/``); a missing or malformed one is reported in
+    the ``status`` column, not raised, so one bad dataset does not hide the others.
+    """
+    import time
+
+    import pandas as pd
+
+    rows = []
+    for name in names:
+        start = time.perf_counter()
+        try:
+            root = resolve(name, None if data_dir is None else Path(data_dir) / name, synthetic_size, seed)
+            status = "ok"
+        except DatasetLayoutError as err:
+            root, status = Path(data_dir) / name, str(err).splitlines()[0]
+        rows.append({"dataset": name, "title": LAYOUTS[name][0], "root": str(root), "status": status,
+                     "source": "synthetic" if data_dir is None else "user",
+                     "seconds": round(time.perf_counter() - start, 1)})
+    return pd.DataFrame(rows)
+
+
+def layout_summary(root: str | os.PathLike):
+    """Summarise a dataset folder: one row per top-level entry with file counts and sizes.
+
+    Hidden files (caches such as the DICOM index) are left out.
+    """
+    import pandas as pd
+
+    root = Path(root)
+    rows = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if not path.is_file() or any(part.startswith(".") for part in rel.parts):
+            continue
+        top = rel.parts[0] + ("/" if len(rel.parts) > 1 else "")
+        row = rows.setdefault(top, {"entry": top, "files": 0, "extensions": set(), "MB": 0.0})
+        row["files"] += 1
+        row["extensions"].add("".join(path.suffixes[-2:]) if path.name.endswith(".gz") else path.suffix)
+        row["MB"] += path.stat().st_size / 2**20
+    table = pd.DataFrame(list(rows.values()), columns=["entry", "files", "extensions", "MB"])
+    table["extensions"] = table["extensions"].map(lambda s: ", ".join(sorted(e or "(none)" for e in s)))
+    table["MB"] = table["MB"].round(1)
+    return table

@@ -1,0 +1,112 @@
+"""Plotting helpers shared by the notebooks.
+
+Every function takes an optional ``axes`` (or ``ax``) to draw into, so a notebook can
+compose figures, and returns the matplotlib Figure it drew on. Images are 2-D arrays in
+(row, col) order shown with the origin at the top left, as radiologists view slices.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def _grid(n: int, ncols: int | None, size: float):
+    ncols = ncols or min(n, 6)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    return fig, axes.ravel()
+
+
+def montage(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, ncols: int | None = None,
+            cmap: str = "gray", vmin=None, vmax=None, size: float = 2.2, axes=None,
+            suptitle: str | None = None):
+    """Show images in a grid (one per axis) and return the figure.
+
+    ``vmin``/``vmax`` fix the grey scale for all panels (e.g. a CT window in HU), so the
+    panels are comparable; leave them ``None`` to scale each panel to its own range.
+    """
+    images = list(images)
+    if axes is None:
+        fig, axes = _grid(max(len(images), 1), ncols, size)
+    else:
+        axes = np.ravel(axes)
+        fig = axes[0].figure
+    for i, ax in enumerate(axes):
+        ax.axis("off")
+        if i < len(images):
+            ax.imshow(images[i], cmap=cmap, vmin=vmin, vmax=vmax)
+            if titles is not None and i < len(titles):
+                ax.set_title(titles[i], fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def overlay(image: np.ndarray, mask: np.ndarray | None = None, heatmap: np.ndarray | None = None,
+            points: np.ndarray | None = None, ax=None, cmap: str = "gray", vmin=None, vmax=None,
+            mask_color: str = "tab:red", title: str | None = None, alpha: float = 0.4):
+    """Draw an image with an optional mask contour, heatmap and (row, col) points; return the figure."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4, 4))
+    fig = ax.figure
+    ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax)
+    if heatmap is not None:
+        ax.imshow(heatmap, cmap="jet", alpha=alpha)
+    if mask is not None and np.any(mask):
+        ax.contour(np.asarray(mask, float), levels=[0.5], colors=[mask_color], linewidths=1)
+    if points is not None:
+        pts = np.atleast_2d(points)
+        ax.scatter(pts[:, 1], pts[:, 0], s=30, c="yellow", marker="+")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.axis("off")
+    return fig
+
+
+def orthoslices(volume: np.ndarray, index: Sequence[int] | None = None, axes=None, cmap: str = "gray",
+                overlay_volume: np.ndarray | None = None, titles=("sagittal", "coronal", "axial"),
+                vmin=None, vmax=None, alpha: float = 0.4, size: float = 3.0):
+    """Three orthogonal slices through a (x, y, z) RAS volume at ``index`` (default: centre).
+
+    With a RAS-canonical volume, the sagittal panel shows anterior to the right and superior
+    up; ``overlay_volume`` (same shape) is drawn on top as a heatmap.
+    """
+    volume = np.asarray(volume)
+    index = list(index) if index is not None else [s // 2 for s in volume.shape]
+    if axes is None:
+        fig, axes = plt.subplots(1, 3, figsize=(3 * size, size))
+    fig = np.ravel(axes)[0].figure
+    cuts = [lambda v: v[index[0], :, :], lambda v: v[:, index[1], :], lambda v: v[:, :, index[2]]]
+    for ax, cut, title in zip(np.ravel(axes), cuts, titles):
+        ax.imshow(cut(volume).T, origin="lower", cmap=cmap, vmin=vmin, vmax=vmax)
+        if overlay_volume is not None:
+            ax.imshow(cut(overlay_volume).T, origin="lower", cmap="jet", alpha=alpha)
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(history, metrics: Sequence[str] = ("loss",), ax=None):
+    """Plot training and validation curves from a Keras ``History`` (or its ``.history`` dict)."""
+    hist = getattr(history, "history", history)
+    if ax is None:
+        fig, ax = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3), squeeze=False)
+        ax = ax.ravel()
+    axes = np.ravel(ax)
+    for a, name in zip(axes, metrics):
+        for key, style in ((name, "-"), (f"val_{name}", "--")):
+            if key in hist:
+                a.plot(np.arange(1, len(hist[key]) + 1), hist[key], style, label=key)
+        a.set_xlabel("epoch")
+        a.set_title(name)
+        a.legend(fontsize=8)
+    fig = axes[0].figure
+    fig.tight_layout()
+    return fig
+
+# Add new shared plotting functions above this line (append-only; keep existing signatures).

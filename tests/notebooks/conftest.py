@@ -1,0 +1,46 @@
+"""Execute each notebook of the series once per test session (smoke profile).
+
+``run_notebook("05_pca_svm")`` returns the runner's record (``metrics``, ``seconds``,
+``executed`` path, ``output_dir``). Executed copies go to ``runs/smoke/`` (git-ignored),
+where ``make test`` then re-runs them with ``pytest --nbval-lax``.
+A notebook that raises fails every test that asks for it, with the notebook's name and the
+failing cell's traceback in the report.
+"""
+from __future__ import annotations
+
+import pytest
+
+from helpers import paths, runner
+
+PROFILE = "smoke"
+_cache: dict[str, object] = {}
+
+
+def execute(stem: str, variant: str | None = None, **parameters) -> dict:
+    """Execute a notebook in the smoke profile (once per session per variant).
+
+    The plain run goes to ``runs/smoke`` (these copies are what nbval re-runs); a run with
+    extra ``parameters`` (e.g. another ``data_dir``) must name a ``variant`` and goes to
+    ``runs/smoke-<variant>``.
+    """
+    if parameters and not variant:
+        raise ValueError("a run with extra parameters needs a variant name")
+    key = f"{stem}:{variant}"
+    if key not in _cache:
+        if not (paths.NOTEBOOKS_DIR / f"{stem}.ipynb").is_file():
+            pytest.skip(f"{stem}.ipynb does not exist yet")
+        try:
+            _cache[key] = runner.execute_notebook(stem, PROFILE, paths.runs_root() / (
+                PROFILE if variant is None else f"{PROFILE}-{variant}"),
+                                                  parameters=parameters or None)
+        except runner.NotebookFailed as err:
+            _cache[key] = err
+    result = _cache[key]
+    if isinstance(result, Exception):
+        pytest.fail(str(result), pytrace=False)
+    return result
+
+
+@pytest.fixture(scope="session")
+def run_notebook():
+    return execute

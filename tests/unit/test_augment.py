@@ -1,0 +1,120 @@
+"""helpers.augment: keypoints and masks move with the image; seeded; tf.data == NumPy."""
+import numpy as np
+import pytest
+
+from helpers import augment as aug
+
+STRONG = aug.AugmentConfig(flip_lr=0.5, flip_ud=0.5, rotation_deg=180, zoom=(0.8, 1.25), translate=0.1)
+
+
+def _dot_image(shape, centre, sigma=1.5):
+    rr, cc = np.mgrid[:shape[0], :shape[1]]
+    return np.exp(-((rr - centre[0]) ** 2 + (cc - centre[1]) ** 2) / (2 * sigma**2)).astype(np.float32)
+
+
+def _peak(image):
+    """Sub-pixel location of the bright dot: intensity-weighted centroid of its top pixels."""
+    weights = np.where(image > 0.3 * image.max(), image, 0)
+    rr, cc = np.mgrid[:image.shape[0], :image.shape[1]]
+    return np.array([(rr * weights).sum(), (cc * weights).sum()]) / weights.sum()
+
+
+@pytest.mark.parametrize("shape", [(64, 48), (40, 72), (57, 57)])
+def test_keypoint_lands_on_the_transformed_dot(shape):
+    rng = np.random.default_rng(0)
+    for draw in range(40):
+        centre = rng.uniform(0.35, 0.65, 2) * np.array(shape)
+        image = _dot_image(shape, centre)
+        res = aug.augment(image, keypoints=centre, rng=draw, config=STRONG)
+        assert np.linalg.norm(_peak(res.image) - res.keypoints) < 1.0, res.params
+
+
+def test_each_geometric_transform_alone_moves_the_keypoint_with_the_dot():
+    shape, centre = (50, 70), np.array([18.0, 25.0])
+    image = _dot_image(shape, centre)
+    for params in ({"flip_lr": True}, {"flip_ud": True}, {"rotation_deg": 90.0}, {"rotation_deg": -33.0},
+                   {"zoom": 1.3}, {"translate": (0.1, -0.07)}):
+        res = aug.augment(image, keypoints=centre, params=params)
+        assert np.linalg.norm(_peak(res.image) - res.keypoints) < 1.0, params
+    flipped = aug.augment(image, keypoints=centre, params={"flip_lr": True}).keypoints
+    np.testing.assert_allclose(flipped, [18.0, 70 - 1 - 25.0])
+
+
+def test_mask_stays_on_its_bright_square():
+    image = np.zeros((60, 80), np.float32)
+    image[20:35, 30:50] = 1.0
+    mask = (image > 0.5).astype(np.uint8)
+    for draw in range(20):
+        res = aug.augment(image, mask=mask, rng=draw, config=STRONG)
+        assert res.mask.dtype == np.uint8 and set(np.unique(res.mask)) <= {0, 1}
+        inside = res.image[res.mask == 1]
+        assert inside.size > 0 and inside.mean() > 0.9
+        # the bright region (minus its interpolated edge) is covered by the mask
+        assert res.mask[res.image > 0.99].all()
+
+
+def test_multichannel_image_keeps_shape_and_photometric_spares_the_mask():
+    rng = np.random.default_rng(1)
+    image = rng.normal(size=(32, 24, 2)).astype(np.float32)
+    mask = (rng.uniform(size=(32, 24)) > 0.5).astype(np.uint8)
+    config = aug.AugmentConfig(blur_sigma=1.0, brightness=0.2, contrast=0.2)
+    res = aug.augment(image, mask=mask, keypoints=[[3.0, 4.0]], rng=3, config=config)
+    assert res.image.shape == image.shape and res.image.dtype == np.float32
+    assert res.mask.shape == mask.shape and res.keypoints.shape == (1, 2)
+
+
+def test_identity_config_is_the_identity():
+    image = np.random.default_rng(2).normal(size=(20, 30)).astype(np.float32)
+    res = aug.augment(image, keypoints=[5.5, 7.25], rng=0, config=aug.IDENTITY)
+    np.testing.assert_allclose(res.image, image, atol=1e-5)
+    np.testing.assert_allclose(res.keypoints, [5.5, 7.25])
+
+
+def test_same_seed_same_output_and_batches_reproducible():
+    image = np.random.default_rng(3).normal(size=(40, 40)).astype(np.float32)
+    a = aug.augment(image, keypoints=[10.0, 12.0], rng=42, config=STRONG)
+    b = aug.augment(image, keypoints=[10.0, 12.0], rng=42, config=STRONG)
+    c = aug.augment(image, keypoints=[10.0, 12.0], rng=43, config=STRONG)
+    np.testing.assert_array_equal(a.image, b.image)
+    np.testing.assert_array_equal(a.keypoints, b.keypoints)
+    assert not np.array_equal(a.image, c.image)
+    images = np.stack([image] * 3)
+    x1, k1, _ = aug.augment_batch(images, np.zeros((3, 2)) + 20, seed=5, config=STRONG)
+    x2, k2, _ = aug.augment_batch(images, np.zeros((3, 2)) + 20, seed=5, config=STRONG)
+    np.testing.assert_array_equal(x1, x2)
+    np.testing.assert_array_equal(k1, k2)
+
+
+def test_tf_data_wrapper_matches_numpy():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(4)
+    images = rng.normal(size=(4, 24, 32, 2)).astype(np.float32)
+    points = rng.uniform(5, 20, size=(4, 2)).astype(np.float32)
+    seeds = np.array([11, 12, 13, 14], np.int64)
+    fn = aug.tf_augment(STRONG, target="keypoints")
+    ds = tf.data.Dataset.from_tensor_slices((images, points, seeds)).map(fn)
+    for (x, k), image, point, seed in zip(ds, images, points, seeds):
+        assert x.shape == (24, 32, 2) and k.shape == (2,)
+        ref = aug.augment(image, keypoints=point, rng=int(seed), config=STRONG)
+        np.testing.assert_allclose(x.numpy(), ref.image, atol=1e-6)
+        np.testing.assert_allclose(k.numpy(), ref.keypoints, atol=1e-5)
+    masks = (images[..., 0] > 0).astype(np.uint8)
+    ds = tf.data.Dataset.from_tensor_slices((images[..., 0], masks, seeds)).map(aug.tf_augment(STRONG, "mask"))
+    x, m = next(iter(ds))
+    ref = aug.augment(images[0, ..., 0], mask=masks[0], rng=11, config=STRONG)
+    np.testing.assert_array_equal(m.numpy(), ref.mask)
+
+
+def test_augment_dataset_is_reproducible_and_rerandomises_each_epoch():
+    import tensorflow as tf
+
+    images = np.random.default_rng(5).normal(size=(3, 16, 16)).astype(np.float32)
+    points = np.full((3, 2), 8.0, np.float32)
+    ds = aug.augment_dataset(tf.data.Dataset.from_tensor_slices((images, points)), STRONG, seed=1)
+    epoch1 = [k.numpy() for _, k in ds]
+    epoch2 = [k.numpy() for _, k in ds]
+    again = [k.numpy() for _, k in aug.augment_dataset(
+        tf.data.Dataset.from_tensor_slices((images, points)), STRONG, seed=1)]
+    np.testing.assert_array_equal(np.stack(epoch1), np.stack(again))
+    assert not np.array_equal(np.stack(epoch1), np.stack(epoch2))

@@ -1,0 +1,31 @@
+import json
+
+import numpy as np
+import pytest
+
+from helpers import io
+
+
+def test_atomic_path_leaves_old_file_on_error(tmp_path):
+    target = tmp_path / "a.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with io.atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"], "no temporary file left behind"
+
+
+def test_atomic_path_replaces_on_success(tmp_path):
+    target = tmp_path / "sub" / "a.txt"
+    with io.atomic_path(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+
+
+def test_save_metrics_converts_numpy_and_nan(tmp_path):
+    path = io.save_metrics({"auc": np.float32(0.5), "n": np.int64(3), "bad": float("nan"),
+                            "arr": np.arange(2)}, tmp_path)
+    assert json.loads(path.read_text()) == {"auc": 0.5, "n": 3, "bad": None, "arr": [0, 1]}
+    assert io.load_metrics(tmp_path)["n"] == 3

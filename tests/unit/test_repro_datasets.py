@@ -1,0 +1,45 @@
+import random
+
+import numpy as np
+import pytest
+
+from helpers import datasets, paths, repro
+
+
+def test_setup_seeds_python_and_numpy():
+    repro.setup(7, keras=False)
+    a = (random.random(), np.random.rand())
+    repro.setup(7, keras=False)
+    assert (random.random(), np.random.rand()) == a
+
+
+def test_setup_summary_names_the_stack():
+    summary = repro.setup(0, keras=False)
+    for word in ("seed", "python", "numpy", "pydicom", "cpu cores"):
+        assert word in summary
+
+
+def test_setup_seeds_keras_deterministically():
+    import keras
+
+    repro.setup(1)
+    a = keras.random.normal((3,)).numpy()
+    repro.setup(1)
+    assert np.array_equal(a, keras.random.normal((3,)).numpy())
+    assert "op determinism on" in repro.setup(1)
+
+
+def test_missing_or_empty_or_wrong_folder_names_the_layout(tmp_path):
+    with pytest.raises(datasets.DatasetLayoutError, match="(?s)does not exist.*stage_2_train"):
+        datasets.check_layout("rsna", tmp_path / "nope")
+    with pytest.raises(datasets.DatasetLayoutError, match="(?s)is empty.*brain_nii"):
+        datasets.check_layout("hcp", tmp_path)
+    (tmp_path / "something.txt").write_text("x")
+    with pytest.raises(datasets.DatasetLayoutError, match="(?s)lacks annotations.csv.*subset<k>"):
+        datasets.check_layout("luna16", tmp_path)
+
+
+def test_output_dir_defaults_under_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDIMG_RUNS", str(tmp_path))
+    assert paths.output_dir("05_pca_svm") == tmp_path / "05_pca_svm"
+    assert (tmp_path / "05_pca_svm").is_dir()
