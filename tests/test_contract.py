@@ -63,6 +63,17 @@ def test_parameters_cell(stem):
 
 
 @pytest.mark.parametrize("stem", NOTEBOOKS)
+def test_papermill_sees_every_parameter(stem):
+    """papermill skips a line with two `=` (e.g. `x = None  # None = default`): the
+    parameter would then be silently impossible to set from a profile."""
+    from papermill.translators import PythonTranslator
+
+    cell = next(c for c in _nb(stem).cells if "parameters" in c.metadata.get("tags", []))
+    seen = {p.name for p in PythonTranslator.inspect(cell)}
+    assert seen == set(_parameters(_nb(stem))), f"papermill cannot parse {set(_parameters(_nb(stem))) - seen}"
+
+
+@pytest.mark.parametrize("stem", NOTEBOOKS)
 def test_committed_without_outputs(stem):
     for cell in _nb(stem).cells:
         if cell.cell_type == "code":
