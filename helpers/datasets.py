@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 from . import paths
 
 #: The four public layouts, as DATASETS.md states them (shown in error messages).
@@ -133,3 +135,58 @@ def layout_summary(root: str | os.PathLike):
     table["extensions"] = table["extensions"].map(lambda s: ", ".join(sorted(e or "(none)" for e in s)))
     table["MB"] = table["MB"].round(1)
     return table
+
+
+def _first_readable(files, read, limit: int = 40, score=None):
+    """Read up to ``limit`` files (sorted) and keep the best-scoring one that reads."""
+    best, best_score, skipped = None, -np.inf, 0
+    for path in sorted(files)[:limit]:
+        try:
+            image = read(path)
+        except Exception:  # noqa: BLE001 - an example skips broken files, the readers report them
+            skipped += 1
+            continue
+        value = score(image) if score else 0.0
+        if best is None or value > best_score:
+            best, best_score = (path, image), value
+        if score is None:
+            break
+    return best, skipped
+
+
+def example_image(name: str, root: str | os.PathLike):
+    """One 2-D example image of a dataset, in physical units, read with the series' readers.
+
+    Returns ``(image, title, (vmin, vmax))``: a CT slice in HU (RSNA: the slice with the most
+    brain among the first files; LUNA16: the middle axial slice of the first readable series),
+    a cardiac frame (arbitrary MR units) or the middle axial slice of a brain volume in RAS
+    orientation. Unreadable files are skipped (the readers of each notebook count them).
+    """
+    root = check_layout(name, root)
+    if name == "rsna":
+        from .dicom import read_hu
+
+        found, _ = _first_readable(list((root / "stage_2_train").glob("*.dcm")), read_hu,
+                                   score=lambda hu: float(np.mean((hu > 0) & (hu < 80))))
+        return found[1], f"RSNA head CT: {found[0].name} (HU, brain window)", (0, 80)
+    if name == "dsb2":
+        from . import dsb2
+
+        files = dsb2.short_axis_files(root)
+        found, _ = _first_readable(files[len(files) // 2:], dsb2.read_frame)
+        image = found[1]
+        return image, f"DSB2 cine MRI: {found[0].relative_to(root)}", tuple(np.percentile(image, [1, 99.5]))
+    if name == "luna16":
+        from . import metaimage
+
+        files = sorted(root.glob("subset*/*.mhd"))
+        found, _ = _first_readable(files, lambda p: metaimage.read_mhd(p)[0])
+        volume = found[1]
+        return volume[volume.shape[0] // 2], f"LUNA16 chest CT: {found[0].name[:24]}… (HU, lung window)", (-1350, 150)
+    from . import nifti
+
+    files = [p for p in sorted((root / "brain_nii").iterdir()) if nifti.is_nifti(p)]
+    found, _ = _first_readable(files, lambda p: nifti.load_canonical(p)[0])
+    volume = found[1]
+    image = np.rot90(volume[:, :, volume.shape[2] // 2])  # axial slice, anterior up
+    return image, f"HCP-style T1 MRI: {found[0].name} (RAS, axial)", tuple(np.percentile(volume, [1, 99.5]))

@@ -110,3 +110,16 @@ def training_curves(history, metrics: Sequence[str] = ("loss",), ax=None):
     return fig
 
 # Add new shared plotting functions above this line (append-only; keep existing signatures).
+
+
+def dataset_examples(roots: dict, size: float = 3.6):
+    """One example image per dataset (``{name: root}``), read by :func:`helpers.datasets.example_image`."""
+    from .datasets import example_image
+
+    fig, axes = _grid(len(roots), len(roots), size)
+    for ax, (name, root) in zip(axes, roots.items()):
+        image, title, (vmin, vmax) = example_image(name, root)
+        ax.imshow(image, cmap="gray", vmin=vmin, vmax=vmax)
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    return fig
