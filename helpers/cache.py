@@ -59,7 +59,7 @@ def fingerprint(files: Iterable[str | os.PathLike], **params) -> str:
     A file that has vanished contributes its path and ``missing`` (so the key still changes).
     """
     h = hashlib.sha1()
-    for f in sorted(str(Path(f)) for f in files):
+    for f in sorted(f if isinstance(f, str) else str(Path(f)) for f in files):
         try:
             st = os.stat(f)
             h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
