@@ -1,0 +1,50 @@
+"""Notebooks 01 (cleaning) and 02 (exploration) in the smoke profile, against the generator's truth."""
+import pytest
+
+from helpers import datasets, paths, synthetic
+
+pytestmark = pytest.mark.notebook
+
+
+def _truth():
+    return synthetic.load_ground_truth(datasets.synthetic_dir("rsna", "smoke"))
+
+
+def _variant_root():
+    root = paths.data_root() / "synthetic" / "test-variants" / "rsna-seed1"
+    synthetic.generate("rsna", root, "smoke", seed=1)
+    return root
+
+
+def test_01_counts_equal_the_ground_truth(run_notebook):
+    metrics = run_notebook("01_data_cleaning")["metrics"]
+    truth = _truth()
+    assert metrics == {
+        "n_files": truth["n_files"], "n_unreadable": truth["n_broken"], "n_images": truth["n_images"],
+        "n_repaired": truth["n_defective"], "n_dropped_low_brain": truth["n_low_brain"],
+        "n_positive_dropped": truth["n_positive_low_brain"],
+        "n_kept": truth["n_images"] - truth["n_low_brain"],
+    }
+
+
+def test_01_runs_unchanged_on_another_dataset(run_notebook):
+    """Another seed: other image size, patients, groups, window tags and broken files."""
+    root = _variant_root()
+    truth = synthetic.load_ground_truth(root)
+    assert truth["image_size"] != _truth()["image_size"]
+    metrics = run_notebook("01_data_cleaning", variant="seed1", data_dir=str(root))["metrics"]
+    assert metrics["n_files"] == truth["n_files"] and metrics["n_unreadable"] == truth["n_broken"]
+    assert metrics["n_repaired"] == truth["n_defective"]
+    assert metrics["n_dropped_low_brain"] == truth["n_low_brain"]
+    assert metrics["n_kept"] == truth["kept"]["n_images"]
+
+
+def test_02_counts_equal_the_cleaned_ground_truth(run_notebook):
+    metrics = run_notebook("02_data_exploration")["metrics"]
+    kept = _truth()["kept"]
+    assert metrics["n_patients"] == kept["n_patients"]
+    assert metrics["n_images"] == kept["n_images"]
+    assert metrics["n_positive_any"] == kept["n_positive_any"]
+    assert metrics["positive_rate_any"] == pytest.approx(kept["n_positive_any"] / kept["n_images"], abs=1e-4)
+    for subtype in ("epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural"):
+        assert metrics[f"n_{subtype}"] == kept[f"n_{subtype}"]
