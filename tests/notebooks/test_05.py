@@ -1,0 +1,34 @@
+"""Notebook 05 (PCA and classical classifiers, HCP-style brain MRI) in the smoke profile."""
+import pytest
+
+from helpers import datasets, paths, synthetic
+
+KEYS = ["n_subjects", "n_labelled", "n_unreadable", "n_unlabelled", "variance_10_components", "logreg_accuracy",
+        "linear_svm_accuracy", "rbf_svm_accuracy", "knn_accuracy", "leaky_accuracy", "honest_accuracy"]
+MODELS = ["logreg_accuracy", "linear_svm_accuracy", "rbf_svm_accuracy", "knn_accuracy"]
+COUNTS = ["n_subjects", "n_labelled", "n_unreadable", "n_unlabelled"]
+
+
+def _check(metrics, truth):
+    assert sorted(metrics) == sorted(KEYS)
+    assert {k: metrics[k] for k in COUNTS} == {k: truth[k] for k in COUNTS}
+    assert max(metrics[k] for k in MODELS) >= 0.60, "best nested-CV accuracy clearly above chance"
+    assert all(0.0 <= metrics[k] <= 1.0 for k in MODELS + ["leaky_accuracy", "honest_accuracy"])
+    assert 0.0 < metrics["variance_10_components"] <= 1.0
+    assert metrics["leaky_accuracy"] >= metrics["honest_accuracy"] - 0.05
+
+
+@pytest.mark.notebook
+def test_05_smoke_metrics_and_counts(run_notebook):
+    record = run_notebook("05_pca_svm")
+    truth = synthetic.load_ground_truth(datasets.synthetic_dir("hcp", "smoke"))
+    _check(record["metrics"], truth)
+    assert len({round(record["metrics"][k], 2) for k in MODELS}) >= 2, "the four models differ"
+
+
+@pytest.mark.notebook
+def test_05_runs_unchanged_on_another_hcp_folder(run_notebook):
+    path = paths.data_root() / "synthetic" / "test-variants" / "hcp-seed1"
+    truth = synthetic.generate("hcp", path, "smoke", seed=1)
+    record = run_notebook("05_pca_svm", variant="seed1", data_dir=str(path))
+    _check(record["metrics"], truth)
