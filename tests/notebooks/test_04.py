@@ -1,0 +1,48 @@
+"""Notebook 04 in the smoke profile: metadata baseline near chance, a CNN that learns."""
+import pytest
+
+from helpers import datasets, paths, synthetic
+
+STEM = "04_metadata_baselines"
+
+
+@pytest.fixture(scope="module")
+def metrics(run_notebook):
+    return run_notebook(STEM)["metrics"]
+
+
+@pytest.mark.notebook
+def test_cnn_learns_and_metadata_does_not(metrics):
+    assert metrics["cnn_auc"] >= 0.70
+    assert metrics["cnn_accuracy"] >= 0.6
+    # no label signal in the headers by design; the smoke set has few patients, so a wide band
+    assert 0.2 <= metrics["metadata_auc"] <= 0.8
+    assert metrics["metadata_auc"] < metrics["cnn_auc"]
+    assert 1e-5 <= metrics["lr_found"] <= 1.0
+
+
+@pytest.mark.notebook
+def test_counts_match_the_ground_truth(metrics):
+    truth = synthetic.load_ground_truth(datasets.synthetic_dir("rsna", "smoke"))
+    assert metrics["class_prior"] == pytest.approx(truth["n_positive_any"] / truth["n_images"], abs=1e-3)
+    kept = truth["n_images"] - truth["n_low_brain"]
+    assert 0 < metrics["n_test"] < metrics["n_train"] < kept
+
+
+@pytest.mark.notebook
+def test_leaks_and_bugs_are_shown(metrics):
+    # a slice-level split lets the forest recognise patients: it looks better than it is
+    assert metrics["metadata_auc_slice_split"] > metrics["metadata_auc"] + 0.1
+    # labels joined by row order agree with the truth about as often as chance
+    assert metrics["row_order_agreement"] < 0.8
+    assert abs(metrics["cnn_auc_row_order_labels"] - 0.5) < 0.25
+
+
+@pytest.mark.notebook
+def test_runs_on_another_dataset(run_notebook):
+    path = paths.data_root() / "synthetic" / "test-variants" / "rsna-seed1"
+    if not synthetic.is_complete(path):
+        synthetic.generate("rsna", path, "smoke", seed=1)
+    record = run_notebook(STEM, variant="seed1", data_dir=str(path), seed=1)
+    assert record["metrics"]["cnn_auc"] >= 0.70
+    assert 0.2 <= record["metrics"]["metadata_auc"] <= 0.8
