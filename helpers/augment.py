@@ -276,3 +276,105 @@ def augment_dataset(dataset, config: AugmentConfig = AugmentConfig(), seed: int 
     kwargs = {} if num_parallel_calls is None else {"num_parallel_calls": num_parallel_calls,
                                                     "deterministic": True}
     return zipped.map(lambda pair, s: fn(pair[0], pair[1], s), **kwargs)
+
+
+# --------------------------------------------------------------------------- checks and figures
+def dot_test(config: AugmentConfig = AugmentConfig(), n_draws: int = 100, shape=(96, 80), sigma: float = 1.5,
+             seed: int = 0) -> dict:
+    """The bright-dot check: does a transformed keypoint land on the transformed anatomy?
+
+    A Gaussian dot (``sigma`` px) is placed at a random keypoint; after each of ``n_draws``
+    augmentations the dot is found again (intensity-weighted centroid of its bright pixels)
+    and compared with the transformed keypoint. Draws that push the dot off the image are
+    skipped. Returns ``{"max_error_px", "median_error_px", "n_draws"}``.
+    """
+    rng = np.random.default_rng(seed)
+    rr, cc = np.mgrid[:shape[0], :shape[1]]
+    errors = []
+    for _ in range(n_draws):
+        point = rng.uniform(0.3, 0.7, 2) * np.array(shape)
+        image = np.exp(-((rr - point[0]) ** 2 + (cc - point[1]) ** 2) / (2 * sigma**2)).astype(np.float32)
+        res = augment(image, keypoints=point, rng=rng, config=replace_photometric(config))
+        if res.image.max() < 0.5 or not (np.all(res.keypoints >= 3) and np.all(res.keypoints <= np.array(shape) - 4)):
+            continue
+        weights = np.where(res.image > 0.3 * res.image.max(), res.image, 0)
+        found = np.array([(rr * weights).sum(), (cc * weights).sum()]) / weights.sum()
+        errors.append(float(np.linalg.norm(found - res.keypoints)))
+    errors = np.array(errors)
+    return {"max_error_px": float(errors.max()), "median_error_px": float(np.median(errors)),
+            "n_draws": int(len(errors))}
+
+
+def replace_photometric(config: AugmentConfig, blur_sigma: float = 0.0, brightness: float = 0.0,
+                        contrast: float = 0.0) -> AugmentConfig:
+    """``config`` with its photometric ranges replaced (by default switched off)."""
+    from dataclasses import replace
+
+    return replace(config, blur_sigma=blur_sigma, brightness=brightness, contrast=contrast)
+
+
+def mask_keypoint_offsets(image: np.ndarray, mask: np.ndarray, keypoint, config: AugmentConfig = AugmentConfig(),
+                          n_draws: int = 50, seed: int = 0) -> np.ndarray:
+    """How far the augmented keypoint lies from the augmented mask's centroid, per draw (px).
+
+    For a keypoint that *is* the centroid of the mask (the LV centroid and its blood-pool
+    mask), the distance stays at its un-augmented value when mask and keypoint move together.
+    Returns ``(n_draws + 1,)`` distances, the first without augmentation; draws whose mask
+    leaves the image are NaN.
+    """
+    out = []
+    for k in range(n_draws + 1):
+        res = augment(image, mask=mask, keypoints=keypoint,
+                      rng=np.random.default_rng([seed, k]), config=IDENTITY if k == 0 else config)
+        rows, cols = np.nonzero(res.mask)
+        if rows.size < 0.9 * np.count_nonzero(mask):
+            out.append(np.nan)
+            continue
+        out.append(float(np.hypot(rows.mean() - res.keypoints[0], cols.mean() - res.keypoints[1])))
+    return np.array(out)
+
+
+def before_after(images, transforms: dict, config: AugmentConfig = AugmentConfig(), vmin=None, vmax=None,
+                 size: float = 1.9, cmap: str = "gray"):
+    """A grid: one row per image, the original then one column per named transform; returns the figure.
+
+    ``transforms`` maps a column title to a parameter dict for :func:`augment` (e.g.
+    ``{"left-right flip": {"flip_lr": True}}``); ``config`` supplies the fill mode and value
+    (use the air value, -1000 HU, for CT). ``vmin``/``vmax`` fix the grey scale (a CT window),
+    so an intensity change shows.
+    """
+    import matplotlib.pyplot as plt
+
+    images = list(images)
+    cols = ["original", *transforms]
+    fig, axes = plt.subplots(len(images), len(cols), figsize=(size * len(cols), size * len(images)), squeeze=False)
+    for i, image in enumerate(images):
+        for j, name in enumerate(cols):
+            shown = image if j == 0 else augment(image, params=transforms[name], config=config).image
+            axes[i, j].imshow(shown, cmap=cmap, vmin=vmin, vmax=vmax)
+            axes[i, j].axis("off")
+            if i == 0:
+                axes[i, j].set_title(name, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_draws(image: np.ndarray, mask=None, keypoints=None, config: AugmentConfig = AugmentConfig(),
+               n_draws: int = 5, seed: int = 0, size: float = 2.2):
+    """The original and ``n_draws`` augmentations of one sample, mask contour (red) and keypoints (yellow +)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, n_draws + 1, figsize=(size * (n_draws + 1), size))
+    for k, ax in enumerate(axes):
+        res = augment(image, mask=mask, keypoints=keypoints, rng=np.random.default_rng([seed, k]),
+                      config=IDENTITY if k == 0 else config)
+        ax.imshow(res.image if res.image.ndim == 2 else res.image[..., 0], cmap="gray")
+        if res.mask is not None and res.mask.any():
+            ax.contour(np.asarray(res.mask, float), levels=[0.5], colors=["tab:red"], linewidths=1)
+        if res.keypoints is not None:
+            pts = np.reshape(res.keypoints, (-1, 2))
+            ax.plot(pts[:, 1], pts[:, 0], "+", color="yellow", ms=10, mew=2)
+        ax.set_title("original" if k == 0 else f"draw {k}", fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import datasets
+from . import cache, datasets
 
 FILE_NAME = re.compile(r"^IM-(\d+)-(\d+)(?:-(\d+))?\.dcm$", re.IGNORECASE)
 TAGS = ["SeriesNumber", "InstanceNumber", "TriggerTime", "SliceLocation", "SliceThickness", "PixelSpacing",
@@ -129,6 +129,18 @@ def index_frames(root: str | os.PathLike, split: str = "train") -> pd.DataFrame:
     files = short_axis_files(root, split)
     if not files:
         raise datasets.layout_error("dsb2", root, f"no short-axis DICOM files under {split}/<case>/study/sax_*/")
+    key = cache.fingerprint(files, stage="dsb2-index", version=1, split=split)
+    table = cache.cached_table(cache.cache_dir(root, "dsb2") / f"index-{key}.parquet",
+                               lambda: _index_table(root, files))
+    for col in ("slice_index", "n_slices", "frame", "n_frames"):
+        table[col] = table[col].astype("Int64")
+    table["abs_path"] = [str(root / p) for p in table["path"]]     # the cache may come from another mount
+    table = _join_labels(root, table)
+    return table.reset_index(drop=True)
+
+
+def _index_table(root: Path, files: list[Path]) -> pd.DataFrame:
+    """The header part of :func:`index_frames` (cached; labels and masks are joined afterwards)."""
     rel = [p.relative_to(root).as_posix() for p in files]
     table = pd.DataFrame({
         "case": [p.parts[-4] for p in files], "slice": [p.parent.name for p in files],
@@ -136,9 +148,7 @@ def index_frames(root: str | os.PathLike, split: str = "train") -> pd.DataFrame:
     parts = table["path"].str.rsplit("/", n=1).str[-1].str.extract(FILE_NAME).astype(float)
     table[["file_series", "file_frame", "file_part"]] = parts.to_numpy()
     table = pd.concat([table, _header_table(files)], axis=1)
-    table = _series_and_order(table)
-    table = _join_labels(root, table)
-    return table.reset_index(drop=True)
+    return _series_and_order(table).reset_index(drop=True)
 
 
 def _series_and_order(table: pd.DataFrame) -> pd.DataFrame:

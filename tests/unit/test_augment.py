@@ -118,3 +118,45 @@ def test_augment_dataset_is_reproducible_and_rerandomises_each_epoch():
         tf.data.Dataset.from_tensor_slices((images, points)), STRONG, seed=1)]
     np.testing.assert_array_equal(np.stack(epoch1), np.stack(again))
     assert not np.array_equal(np.stack(epoch1), np.stack(epoch2))
+
+
+def test_photometric_changes_never_move_masks_or_keypoints():
+    image = _dot_image((40, 50), (15.0, 20.0))
+    mask = (image > 0.5).astype(np.uint8)
+    plain = aug.AugmentConfig(rotation_deg=30, flip_ud=0.5)
+    photo = aug.replace_photometric(plain, blur_sigma=1.5, brightness=0.3, contrast=0.3)
+    for draw in range(10):
+        a = aug.augment(image, mask=mask, keypoints=[15.0, 20.0], rng=draw, config=plain)
+        b = aug.augment(image, mask=mask, keypoints=[15.0, 20.0], rng=draw, config=photo)
+        np.testing.assert_array_equal(a.mask, b.mask)
+        np.testing.assert_array_equal(a.keypoints, b.keypoints)
+        assert np.linalg.norm(_peak(b.image - b.image.min()) - b.keypoints) < 1.0   # a blurred dot stays put
+
+
+def test_ct_fill_is_air_and_brightness_moves_hu():
+    hu = np.full((32, 32), 30.0, np.float32)
+    hu[:4] = -1000.0
+    config = aug.AugmentConfig(fill="constant", cval=-1000.0)
+    rotated = aug.augment(hu, params={"rotation_deg": 45.0}, config=config).image
+    assert rotated[0, -1] == -1000.0 and rotated[16, 16] == pytest.approx(30.0)
+    shifted = aug.augment(hu, params={"brightness": 0.1}, config=config).image
+    assert shifted[16, 16] - hu[16, 16] == pytest.approx(0.1 * hu.std(), rel=1e-4)
+
+
+def test_dot_test_and_mask_keypoint_offsets_helpers():
+    result = aug.dot_test(STRONG, n_draws=30, seed=1)
+    assert result["n_draws"] >= 20 and result["max_error_px"] < 1.0
+    image = np.zeros((60, 70), np.float32)
+    rr, cc = np.mgrid[:60, :70]
+    mask = ((rr - 25.0) ** 2 + (cc - 40.0) ** 2 <= 36).astype(np.uint8)
+    offsets = aug.mask_keypoint_offsets(image + mask, mask, [25.0, 40.0], STRONG, n_draws=20, seed=2)
+    assert offsets.shape == (21,) and offsets[0] < 1e-9
+    assert np.nanmax(offsets) < 1.0 and np.isfinite(offsets).sum() >= 10
+
+
+def test_figures_have_one_panel_per_transform():
+    images = [_dot_image((30, 30), (10.0, 12.0))] * 2
+    fig = aug.before_after(images, {"lr": {"flip_lr": True}, "rot": {"rotation_deg": 10.0}})
+    assert len(fig.axes) == 2 * 3
+    fig = aug.plot_draws(images[0], (images[0] > 0.5).astype(np.uint8), [10.0, 12.0], STRONG, n_draws=3)
+    assert len(fig.axes) == 4
