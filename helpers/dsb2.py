@@ -229,23 +229,13 @@ def read_frame(path: str | os.PathLike) -> np.ndarray:
     """Pixels of one frame as float32 ``(rows, cols)`` (MR signal, arbitrary units).
 
     Rescale slope/intercept are applied when present. Raises ``ValueError`` naming the file
-    when its pixels cannot be decoded.
+    and the reason when its pixels cannot be decoded (e.g. the codec package that would help).
     """
-    try:
-        from .dicom import read_pixels  # engineer A's reader, when available
-    except ImportError:
-        read_pixels = None
-    if read_pixels is not None:
-        return np.asarray(read_pixels(path), dtype=np.float32)
-    import pydicom
+    from .dicom import read_hu
 
-    try:
-        ds = pydicom.dcmread(path)
-        pixels = ds.pixel_array.astype(np.float32)
-    except Exception as err:  # noqa: BLE001
-        raise ValueError(f"cannot read pixels of {path}: {type(err).__name__}: {err}") from err
-    slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
-    return pixels * slope + intercept
+    # The same rescale as for CT, without the RSNA repair: that CT-specific condition
+    # (unsigned pixels, intercept >= -100) holds for ordinary MR frames.
+    return read_hu(path, repair=False)
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
