@@ -57,6 +57,7 @@ lock:
 bench: setup
 	$(PY) bench/bench_index_dicoms.py
 	$(PY) bench/bench_cleaning.py
+	$(PY) bench/bench_input_pipeline.py
 
 clean:
 	rm -rf runs

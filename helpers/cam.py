@@ -1,0 +1,396 @@
+"""Class activation maps (CAM, Grad-CAM) for 2-D and 3-D Keras models, and how to check them.
+
+* :func:`grad_cam` (Selvaraju et al. 2017) works on any Functional model with a
+  convolutional layer: it weights the layer's feature maps by the spatial mean of the
+  gradient of the class score and keeps the positive part.
+* :func:`cam` (Zhou et al. 2016) is the original class activation map for networks whose
+  classifier is linear on a global average pool: feature maps x classifier weights.
+
+Both return one heatmap per input, upsampled to the input grid (linear interpolation, voxel
+areas aligned) and scaled to [0, 1]. Class scores are the classifier's *logits* (the input
+of its sigmoid/softmax), so saturated probabilities do not flatten the gradients.
+
+A heatmap is checked against a ground-truth region (where the classes really differ):
+:func:`pointing_game` (is the maximum inside?), :func:`energy_inside` (what share of the
+heat is inside?), each next to :func:`random_baseline` (what random maps score).
+
+:func:`plot_cam_orthoslices` and :func:`plot_cam_montage` overlay heatmaps on volumes with
+nilearn, in world coordinates (mm) given by the volume's affine.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from scipy import ndimage
+
+import helpers  # noqa: F401  (TF logging variables before keras is imported)
+
+_CONV_TYPES = ("Conv1D", "Conv2D", "Conv3D", "SeparableConv2D", "DepthwiseConv2D", "Conv2DTranspose",
+               "Conv3DTranspose")
+
+
+# ----------------------------------------------------------------------------- model plumbing
+def last_conv_layer(model):
+    """The last convolutional layer of ``model`` (in layer order), searched into nested models."""
+    for layer in reversed(model.layers):
+        if type(layer).__name__ in _CONV_TYPES:
+            return layer
+        if hasattr(layer, "layers"):  # a nested model
+            try:
+                return last_conv_layer(layer)
+            except ValueError:
+                continue
+    raise ValueError(f"model {model.name!r} has no convolutional layer; pass layer_name")
+
+
+def feature_layer(model, layer_name: str | None = None):
+    """The layer whose maps Grad-CAM weights.
+
+    ``layer_name`` given: that layer. Otherwise the last convolution *with* the
+    BatchNormalization / activation layers that directly follow it (so the maps are the
+    block's rectified output, as in the Grad-CAM paper, not the raw pre-normalisation sums).
+    """
+    from keras import layers
+
+    if layer_name is not None:
+        return model.get_layer(layer_name)
+    layer = last_conv_layer(model)
+    if layer not in model.layers:  # inside a nested model: use it as is
+        return layer
+    follow = (layers.BatchNormalization, layers.Activation, layers.ReLU, layers.LeakyReLU)
+    for nxt in model.layers[model.layers.index(layer) + 1:]:
+        if isinstance(nxt, follow) and nxt.input is layer.output:
+            layer = nxt
+        else:
+            break
+    return layer
+
+
+def _score_head(model):
+    """How to get class logits: (tensor to expose, function tensor -> logits)."""
+    from keras import activations, layers
+
+    last = model.layers[-1]
+    if isinstance(last, layers.Activation):
+        return last.input, lambda t: t
+    if isinstance(last, layers.Dense) and last.activation in (activations.sigmoid, activations.softmax):
+        def logits(t):
+            z = t @ last.kernel
+            return z + last.bias if last.use_bias else z
+        return last.input, logits
+    return model.output, lambda t: t
+
+
+def _class_scores(logits, class_index):
+    """Score per sample: for one sigmoid output class 1 -> z, class 0 (or -1) -> -z."""
+    import tensorflow as tf
+
+    n_out = logits.shape[-1]
+    if n_out == 1:
+        z = logits[:, 0]
+        if class_index is None:
+            sign = tf.where(z >= 0, 1.0, -1.0)
+        else:
+            idx = np.broadcast_to(np.asarray(class_index), (int(logits.shape[0]),))
+            sign = tf.constant(np.where(idx > 0, 1.0, -1.0), dtype=z.dtype)
+        return z * tf.cast(sign, z.dtype)
+    if class_index is None:
+        idx = tf.argmax(logits, axis=-1)
+    else:
+        idx = tf.constant(np.broadcast_to(np.asarray(class_index), (int(logits.shape[0]),)))
+    return tf.gather(logits, idx, axis=1, batch_dims=1)
+
+
+def upsample(maps: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Resize a batch of maps ``(n, *grid)`` to ``(n, *shape)`` by linear interpolation.
+
+    ``grid_mode=True`` aligns voxel *areas* (feature-map cell i covers input voxels
+    ``[i * f, (i + 1) * f)``), as pooling does, rather than voxel centres.
+    """
+    maps = np.asarray(maps, dtype=np.float32)
+    shape = tuple(int(s) for s in shape)
+    out = np.empty((maps.shape[0],) + shape, np.float32)
+    for i, m in enumerate(maps):
+        if m.shape == shape:
+            out[i] = m
+            continue
+        z = ndimage.zoom(m, [t / s for t, s in zip(shape, m.shape)], order=1, mode="nearest", grid_mode=True)
+        # zoom rounds the output size; pad/crop the last voxel if it is one off
+        z = z[tuple(slice(0, t) for t in shape)]
+        pad = [(0, t - s) for t, s in zip(shape, z.shape)]
+        out[i] = np.pad(z, pad, mode="edge") if any(p[1] for p in pad) else z
+    return out
+
+
+def normalise(maps: np.ndarray, subtract_min: bool = False) -> np.ndarray:
+    """Scale each map of a batch to [0, 1] by its own maximum (and minimum when asked).
+
+    A map that is constant (e.g. all zero after the ReLU) becomes all zeros.
+    """
+    maps = np.asarray(maps, dtype=np.float32)
+    axes = tuple(range(1, maps.ndim))
+    lo = maps.min(axis=axes, keepdims=True) if subtract_min else np.zeros((len(maps),) + (1,) * (maps.ndim - 1),
+                                                                          np.float32)
+    hi = maps.max(axis=axes, keepdims=True)
+    span = hi - lo
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(span > 0, (maps - lo) / np.where(span > 0, span, 1), 0.0)
+    return np.clip(out, 0, 1).astype(np.float32)
+
+
+def _as_batch(model, inputs):
+    x = np.asarray(inputs, dtype=np.float32)
+    expected = len(model.inputs[0].shape)
+    if x.ndim == expected - 1:  # missing channel axis
+        x = x[..., None]
+    if x.ndim != expected:
+        raise ValueError(f"inputs of shape {np.shape(inputs)} do not match the model input {model.inputs[0].shape}")
+    return x
+
+
+# ----------------------------------------------------------------------------- maps
+def grad_cam(model, inputs, class_index=None, layer_name: str | None = None, batch_size: int = 16,
+             upsample_to_input: bool = True) -> np.ndarray:
+    """Grad-CAM heatmaps of a 2-D or 3-D Functional Keras model, one per input, in [0, 1].
+
+    Parameters
+    ----------
+    model : keras.Model (Functional), e.g. from :func:`helpers.models.cnn3d.build_cnn3d`.
+    inputs : array ``(n, *spatial)`` or ``(n, *spatial, channels)``.
+    class_index : None (each sample's predicted class), an int, or one int per sample.
+        For a single sigmoid output, 1 is the positive class and 0 (or -1) the negative
+        one (its score is the negated logit).
+    layer_name : layer whose maps are weighted; None: the last convolution's block output
+        (see :func:`feature_layer`).
+    upsample_to_input : resize the maps to the input grid (else keep the layer's grid).
+
+    Returns
+    -------
+    float32 array ``(n, *spatial)``: ReLU(sum_k alpha_k A_k), alpha_k the spatial mean of
+    d score / d A_k, divided by its maximum (all zero where nothing is positive).
+    """
+    import keras
+    import tensorflow as tf
+
+    x = _as_batch(model, inputs)
+    layer = feature_layer(model, layer_name)
+    exposed, to_logits = _score_head(model)
+    grad_model = keras.Model(model.input, [layer.output, exposed])
+    cls = None if class_index is None else np.broadcast_to(np.asarray(class_index), (len(x),))
+    maps = []
+    for start in range(0, len(x), batch_size):
+        xb = tf.constant(x[start:start + batch_size])
+        with tf.GradientTape() as tape:
+            features, head = grad_model(xb, training=False)
+            scores = _class_scores(to_logits(head), None if cls is None else cls[start:start + batch_size])
+        grads = tape.gradient(scores, features)
+        spatial = tuple(range(1, len(features.shape) - 1))
+        alpha = tf.reduce_mean(grads, axis=spatial, keepdims=True)
+        maps.append(tf.nn.relu(tf.reduce_sum(alpha * features, axis=-1)).numpy())
+    maps = np.concatenate(maps) if maps else np.zeros((0,) + x.shape[1:-1], np.float32)
+    if upsample_to_input:
+        maps = upsample(maps, x.shape[1:-1])
+    return normalise(maps)
+
+
+def _linear_after_gap(model):
+    """(feature layer output, classifier Dense) for a model ending GAP -> [Dropout] -> Dense."""
+    from keras import layers
+
+    pools = (layers.GlobalAveragePooling1D, layers.GlobalAveragePooling2D, layers.GlobalAveragePooling3D)
+    gap = next((lay for lay in reversed(model.layers) if isinstance(lay, pools)), None)
+    if gap is None:
+        raise ValueError("CAM needs a global average pooling layer; use grad_cam for this model")
+    after = model.layers[model.layers.index(gap) + 1:]
+    between = [lay for lay in after if not isinstance(lay, (layers.Dropout, layers.Activation))]
+    if len(between) != 1 or not isinstance(between[0], layers.Dense):
+        raise ValueError("CAM needs the classifier to be one Dense layer right after global average pooling "
+                         "(build_cnn3d(..., dense=0)); use grad_cam for this model")
+    return gap.input, between[0]
+
+
+def cam(model, inputs, class_index=None, batch_size: int = 16, upsample_to_input: bool = True) -> np.ndarray:
+    """The original class activation map (Zhou et al. 2016) for GAP -> Dense classifiers.
+
+    ``M_c = sum_k w_{k,c} A_k`` with ``A_k`` the maps that enter the global average pool
+    and ``w`` the classifier weights (negated for class 0 of a single sigmoid output). As in
+    the paper there is no ReLU: each map is min-max scaled to [0, 1]. ``class_index`` as in
+    :func:`grad_cam`.
+    """
+    import keras
+
+    x = _as_batch(model, inputs)
+    features_t, dense = _linear_after_gap(model)
+    feat_model = keras.Model(model.input, [features_t, model.output])
+    w = np.asarray(dense.kernel)  # (k, n_out)
+    out = []
+    for start in range(0, len(x), batch_size):
+        features, probs = (np.asarray(t) for t in feat_model(x[start:start + batch_size], training=False))
+        if w.shape[1] == 1:
+            cls = (probs[:, 0] >= 0.5).astype(int) if class_index is None else \
+                np.broadcast_to(np.asarray(class_index), (len(features),))[:]
+            weights = np.where(np.asarray(cls)[:, None] > 0, w[:, 0], -w[:, 0])  # (n, k)
+        else:
+            cls = probs.argmax(-1) if class_index is None else \
+                np.broadcast_to(np.asarray(class_index), (len(features),))
+            weights = w[:, cls].T
+        out.append(np.einsum("n...k,nk->n...", features, weights))
+    maps = np.concatenate(out) if out else np.zeros((0,) + x.shape[1:-1], np.float32)
+    if upsample_to_input:
+        maps = upsample(maps, x.shape[1:-1])
+    return normalise(maps, subtract_min=True)
+
+
+# ----------------------------------------------------------------------------- scores
+def _check(heatmap, region_mask):
+    heatmap = np.asarray(heatmap, dtype=np.float64)
+    region_mask = np.asarray(region_mask, dtype=bool)
+    if heatmap.shape[-region_mask.ndim:] != region_mask.shape:
+        raise ValueError(f"heatmap {heatmap.shape} and region mask {region_mask.shape} are not on one grid")
+    return heatmap, region_mask
+
+
+def pointing_game(heatmap, region_mask, tolerance: int = 0):
+    """Does the heatmap's maximum fall inside the region? One bool, or one per map of a batch.
+
+    ``tolerance`` (voxels) dilates the region first, as the original pointing game (Zhang et
+    al. 2016) allows 15 pixels of slack (a cube of side 2 * tolerance + 1 around each
+    region voxel); 0 means strictly inside. A constant map (no
+    maximum, e.g. all zero) is a miss.
+    """
+    heatmap, region = _check(heatmap, region_mask)
+    if tolerance:
+        region = ndimage.binary_dilation(region, ndimage.generate_binary_structure(region.ndim, region.ndim),
+                                         iterations=int(tolerance))
+    batch = heatmap.ndim > region.ndim
+    maps = heatmap.reshape((-1,) + region.shape) if batch else heatmap[None]
+    flat = maps.reshape(len(maps), -1)
+    hits = region.ravel()[flat.argmax(axis=1)] & (flat.max(axis=1) > flat.min(axis=1))
+    return hits if batch else bool(hits[0])
+
+
+def energy_inside(heatmap, region_mask):
+    """Share of the heatmap's total (non-negative) energy inside the region, in [0, 1].
+
+    One float, or one per map of a batch; NaN for an all-zero map.
+    """
+    heatmap, region = _check(heatmap, region_mask)
+    batch = heatmap.ndim > region.ndim
+    maps = np.clip(heatmap.reshape((-1,) + region.shape) if batch else heatmap[None], 0, None)
+    total = maps.reshape(len(maps), -1).sum(axis=1)
+    inside = maps[:, region].sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(total > 0, inside / np.where(total > 0, total, 1), np.nan)
+    return share if batch else float(share[0])
+
+
+def random_baseline(region_mask, n: int = 200, seed: int = 0, smooth_sigma: float = 0.0,
+                    within=None) -> dict:
+    """What heatmaps of pure noise score against ``region_mask``: the chance level.
+
+    Draws ``n`` maps of independent uniform noise on the region's grid, Gaussian-smoothed by
+    ``smooth_sigma`` voxels when > 0 (blobs the size of a coarse CAM cell, which makes the
+    empirical rate noisier but not different in expectation), set to zero outside
+    ``within`` when given (e.g. a brain mask: a stricter baseline that already "knows" where
+    the brain is). Returns the empirical ``pointing_rate`` and mean ``energy_inside`` of
+    those maps and their expectations: ``expected_pointing_rate`` = ``expected_energy_inside``
+    = share of the allowed voxels that lie in the region.
+    """
+    region = np.asarray(region_mask, dtype=bool)
+    allowed = np.ones_like(region) if within is None else np.asarray(within, dtype=bool)
+    rng = np.random.default_rng(seed)
+    hits, energy = [], []
+    for _ in range(int(n)):
+        m = rng.random(region.shape)
+        if smooth_sigma and smooth_sigma > 0:
+            m = ndimage.gaussian_filter(m, smooth_sigma)
+            m = m - m.min()
+        m = np.where(allowed, m, 0.0)
+        hits.append(pointing_game(m, region))
+        energy.append(energy_inside(m, region))
+    share = float(region[allowed].mean()) if allowed.any() else 0.0
+    return {"pointing_rate": float(np.mean(hits)), "energy_inside": float(np.nanmean(energy)),
+            "expected_pointing_rate": share, "expected_energy_inside": share, "n": int(n),
+            "smooth_sigma": float(smooth_sigma), "within": within is not None}
+
+
+# ----------------------------------------------------------------------------- plots
+def _nifti(array, affine):
+    import nibabel as nib
+
+    return nib.Nifti1Image(np.asarray(array, dtype=np.float32), np.asarray(affine, dtype=float))
+
+
+def peak_world(heatmap, affine) -> np.ndarray:
+    """World coordinates (mm) of a 3-D heatmap's maximum."""
+    idx = np.unravel_index(int(np.argmax(heatmap)), np.shape(heatmap))
+    return (np.asarray(affine) @ np.r_[idx, 1.0])[:3]
+
+
+def plot_cam_orthoslices(volume, heatmap, affine, region_mask=None, axes=None, title: str | None = None,
+                         cut_coords=None, threshold: float = 0.2, display_mode: str = "ortho",
+                         colorbar: bool = True, cmap: str = "hot", figsize=(7, 2.6)):
+    """Overlay a 3-D heatmap on its volume: three orthogonal slices in world coordinates (nilearn).
+
+    ``volume`` and ``heatmap`` are ``(x, y, z)`` arrays on the grid ``affine`` maps to world
+    RAS millimetres; ``region_mask`` (same grid) is drawn as a green contour. The cut goes
+    through the heatmap maximum unless ``cut_coords`` (mm) is given; heat below
+    ``threshold`` is transparent. Returns the matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+    from nilearn import plotting
+
+    if axes is None:
+        fig, axes = plt.subplots(figsize=figsize)
+    fig = axes.figure
+    if cut_coords is None and display_mode == "ortho":
+        cut_coords = peak_world(heatmap, affine)
+    display = plotting.plot_stat_map(
+        _nifti(heatmap, affine), bg_img=_nifti(volume, affine), axes=axes, cut_coords=cut_coords,
+        display_mode=display_mode, threshold=threshold, vmax=1.0, cmap=cmap, colorbar=colorbar,
+        title=title, annotate=True, draw_cross=False, black_bg=True, resampling_interpolation="continuous")
+    if region_mask is not None and np.any(region_mask):
+        display.add_contours(_nifti(np.asarray(region_mask, float), affine), levels=[0.5], colors="lime",
+                             linewidths=1.0)
+    return fig
+
+
+def plot_cam_montage(volumes, heatmaps, affine, titles: Sequence[str] | None = None, region_mask=None,
+                     ncols: int = 4, display_mode: str = "z", cut_coord: float | None = None,
+                     threshold: float = 0.2, size: float = 2.4, axes=None):
+    """A grid of subjects, one slice each (``display_mode`` "x", "y" or "z"), heat on anatomy.
+
+    All panels cut at the same world coordinate ``cut_coord`` (mm; default: through the
+    centre of ``region_mask`` if given, else the grid centre), so subjects are comparable.
+    Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+    from nilearn import plotting
+
+    n = len(volumes)
+    if axes is None:
+        nrows = int(np.ceil(n / ncols))
+        fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    axes = np.ravel(axes)
+    fig = axes[0].figure
+    axis = "xyz".index(display_mode)
+    if cut_coord is None:
+        grid = np.asarray(np.shape(volumes[0]), float)
+        centre = (np.argwhere(np.asarray(region_mask, bool)).mean(axis=0)
+                  if region_mask is not None and np.any(region_mask) else (grid - 1) / 2)
+        cut_coord = float((np.asarray(affine) @ np.r_[centre, 1.0])[axis])
+    for i, ax in enumerate(axes):
+        ax.axis("off")
+        if i >= n:
+            continue
+        display = plotting.plot_stat_map(
+            _nifti(heatmaps[i], affine), bg_img=_nifti(volumes[i], affine), axes=ax, display_mode=display_mode,
+            cut_coords=[cut_coord], threshold=threshold, vmax=1.0, cmap="hot", colorbar=False,
+            annotate=False, black_bg=True, title=None)
+        if region_mask is not None and np.any(region_mask):
+            display.add_contours(_nifti(np.asarray(region_mask, float), affine), levels=[0.5], colors="lime",
+                                 linewidths=0.8)
+        if titles is not None and i < len(titles):
+            ax.set_title(titles[i], fontsize=8)
+    return fig

@@ -1,0 +1,214 @@
+"""A small 3-D CNN for whole-brain volumes, and what a network costs in memory.
+
+``build_cnn3d`` returns a Keras Functional model::
+
+    input (x, y, z, 1)
+    -> [coordinate channels] -> [Conv3D 3x3x3 -> BatchNorm -> ReLU] x convs_per_block -> MaxPool3D 2   (every block but the last)
+    -> [Conv3D -> BatchNorm -> ReLU] x convs_per_block                        (last block, conv "last_conv")
+    -> GlobalAveragePooling3D ("gap") -> Dropout -> [Dense(dense) -> Dropout] -> Dense ("classifier")
+
+With ``dense=0`` the classifier sits directly on the global average pool, which is what
+the original class activation map (:func:`helpers.cam.cam`) needs. Grad-CAM works on both.
+
+``memory_table`` / ``memory_summary`` compute, from the layer output shapes alone (nothing
+is run), how much memory a network needs: weights, optimiser state and the activations that
+training keeps for back-propagation. Building a model symbolically allocates only its
+weights, so even a network for 155x165x195 volumes can be measured on a laptop.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+import helpers  # noqa: F401  (TF logging variables before keras is imported)
+import keras
+from keras import layers, ops
+
+LAST_CONV = "last_conv"
+
+
+@keras.saving.register_keras_serializable(package="helpers")
+class AddCoords(layers.Layer):
+    """Append one channel per spatial axis holding that axis's position, -1 to 1 (CoordConv).
+
+    Convolutions and global average pooling are (almost) blind to *where* a pattern is.
+    For registered brains (all in MNI space) where matters: atrophy in the left temporal
+    lobe and the same atrophy elsewhere are different findings. The coordinate channels let
+    the filters tell them apart (Liu et al. 2018, "An intriguing failing of CNNs ... CoordConv").
+    """
+
+    def call(self, x):
+        spatial = tuple(int(n) for n in x.shape[1:-1])
+        grids = np.meshgrid(*[np.linspace(-1.0, 1.0, n, dtype=np.float32) for n in spatial], indexing="ij")
+        coords = ops.convert_to_tensor(np.stack(grids, axis=-1)[None], dtype=x.dtype)
+        coords = ops.broadcast_to(coords, (ops.shape(x)[0],) + spatial + (len(spatial),))
+        return ops.concatenate([x, coords], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (input_shape[-1] + len(input_shape) - 2,)
+
+
+def build_cnn3d(input_shape: Sequence[int], filters: Sequence[int] = (8, 16, 32), dense: int = 64,
+                dropout: float = 0.3, n_classes: int = 1, kernel_size: int = 3,
+                convs_per_block: int = 1, pool: int = 2, coords: bool = False, batch_norm: bool = True,
+                name: str = "cnn3d"):
+    """Build a 3-D CNN classifier (Keras Functional model, not compiled).
+
+    Parameters
+    ----------
+    input_shape : (x, y, z) or (x, y, z, channels)
+        Volume shape in voxels; a missing channel axis means one channel.
+    filters : channels of each block; every block but the last is followed by max pooling
+        by ``pool`` along each axis, so the last conv sees the volume at
+        ``1 / pool ** (len(filters) - 1)`` of its resolution.
+    dense : units of the hidden dense layer after global average pooling (0: none, so the
+        classifier is linear on the pooled maps, as CAM requires).
+    dropout : dropout rate before each dense layer.
+    n_classes : 1 gives one sigmoid output (probability of the positive class); >= 2 gives a
+        softmax over the classes.
+    convs_per_block : number of Conv3D-BN-ReLU units per block.
+    coords : append x, y, z coordinate channels to the input (:class:`AddCoords`), so the
+        network can learn *where* a pattern matters, not only what it looks like.
+    batch_norm : BatchNormalization after each conv (the convs then have no bias). With a
+        few dozen training volumes and a handful of steps per epoch, the moving statistics
+        used at test time can lag behind; ``False`` gives plain Conv3D(bias) -> ReLU.
+
+    The last convolution is named ``"last_conv"`` (its ReLU ``"last_conv_relu"``), the
+    pooling ``"gap"`` and the output layer ``"classifier"``.
+    """
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) == 3:
+        shape = shape + (1,)
+    if len(shape) != 4:
+        raise ValueError(f"input_shape must be (x, y, z) or (x, y, z, channels), got {input_shape}")
+    if not filters:
+        raise ValueError("filters must name at least one block")
+    inputs = keras.Input(shape, name="volume")
+    x = AddCoords(name="coords")(inputs) if coords else inputs
+    n_blocks = len(filters)
+    for b, f in enumerate(filters, 1):
+        for c in range(1, convs_per_block + 1):
+            last = b == n_blocks and c == convs_per_block
+            conv_name = LAST_CONV if last else f"block{b}_conv{c}"
+            x = layers.Conv3D(int(f), kernel_size, padding="same", use_bias=not batch_norm, name=conv_name)(x)
+            if batch_norm:
+                x = layers.BatchNormalization(name=f"{conv_name}_bn")(x)
+            x = layers.Activation("relu", name=f"{conv_name}_relu")(x)
+        if b < n_blocks:
+            x = layers.MaxPooling3D(pool, padding="same", name=f"block{b}_pool")(x)
+    x = layers.GlobalAveragePooling3D(name="gap")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="gap_dropout")(x)
+    if dense:
+        x = layers.Dense(int(dense), activation="relu", name="dense")(x)
+        if dropout:
+            x = layers.Dropout(dropout, name="dense_dropout")(x)
+    if n_classes == 1:
+        outputs = layers.Dense(1, activation="sigmoid", name="classifier")(x)
+    elif n_classes >= 2:
+        outputs = layers.Dense(int(n_classes), activation="softmax", name="classifier")(x)
+    else:
+        raise ValueError("n_classes must be 1 (sigmoid) or >= 2 (softmax)")
+    return keras.Model(inputs, outputs, name=name)
+
+
+def param_count(model) -> int:
+    """Number of parameters (trainable and not) of a built Keras model."""
+    return int(model.count_params())
+
+
+def _output_shape(layer):
+    out = layer.output
+    shape = out.shape if not isinstance(out, (list, tuple)) else out[0].shape
+    return tuple(shape)
+
+
+def memory_table(model, batch_size: int = 1, bytes_per_value: int = 4):
+    """One row per layer: output shape, values per sample, activation MiB for the batch, params.
+
+    Computed from the symbolic output shapes, so nothing is allocated or run. The
+    ``activation_mib`` column is what the forward pass produces at each layer for
+    ``batch_size`` samples at ``bytes_per_value`` bytes (4 for float32).
+    """
+    import pandas as pd
+
+    rows = []
+    for layer in model.layers:
+        shape = _output_shape(layer)
+        values = int(np.prod([s for s in shape[1:] if s is not None], dtype=np.int64))
+        rows.append({"layer": layer.name, "type": type(layer).__name__,
+                     "output_shape": "x".join(str(s) for s in shape[1:]),
+                     "values_per_sample": values,
+                     "activation_mib": values * batch_size * bytes_per_value / 2**20,
+                     "params": int(layer.count_params())})
+    return pd.DataFrame(rows)
+
+
+def memory_summary(model, batch_size: int = 1, bytes_per_value: int = 4, optimizer_slots: int = 2) -> dict:
+    """Training-memory estimate of ``model`` in MiB, from its shapes (a lower bound).
+
+    * ``weights_mib``: the parameters;
+    * ``training_state_mib``: parameters + their gradients + ``optimizer_slots`` copies
+      (Adam keeps two moments per parameter), i.e. ``(2 + slots) x`` the weights;
+    * ``activations_mib``: every layer's output for ``batch_size`` samples; back-propagation
+      keeps (almost) all of them until the backward pass reaches that layer;
+    * ``largest_layer_mib`` / ``largest_layer``: the single biggest activation;
+    * ``total_training_mib``: state + activations. Frameworks add workspace and copies on
+      top, so real peaks are higher; the order of magnitude is what this is for.
+    """
+    table = memory_table(model, batch_size, bytes_per_value)
+    params = param_count(model)
+    weights = params * bytes_per_value / 2**20
+    acts = table.loc[table["type"] != "InputLayer", "activation_mib"]
+    biggest = table.loc[table["activation_mib"].idxmax()]
+    state = weights * (2 + optimizer_slots)
+    return {"params": params, "batch_size": batch_size, "weights_mib": weights,
+            "training_state_mib": state, "activations_mib": float(acts.sum()),
+            "input_mib": float(table["activation_mib"].iloc[0]),
+            "largest_layer": str(biggest["layer"]), "largest_layer_mib": float(biggest["activation_mib"]),
+            "total_training_mib": float(state + acts.sum())}
+
+
+def standardise_volumes(volumes: np.ndarray, train_idx, floor: float = 0.05) -> np.ndarray:
+    """Voxelwise z-scores: subtract the *training* subjects' mean volume, divide by their sd.
+
+    For registered brains this turns "what does this brain look like" into "where does it
+    differ from the others" (the idea behind voxel-based morphometry). Only training
+    subjects enter the mean and sd (no leakage); ``floor`` keeps background voxels, whose sd
+    is ~0, from blowing up. Returns float32 of the same shape.
+    """
+    train = np.asarray(volumes)[np.asarray(train_idx)]
+    mean, sd = train.mean(axis=0), train.std(axis=0)
+    return ((np.asarray(volumes) - mean) / (sd + floor)).astype(np.float32)
+
+
+def train_classifier(volumes: np.ndarray, labels, train_idx, test_idx, epochs: int = 40, batch_size: int = 8,
+                     learning_rate: float = 3e-3, seed: int = 0, **build_kwargs) -> dict:
+    """Build (:func:`build_cnn3d`), train on ``train_idx`` and test once on ``test_idx``.
+
+    ``labels`` are 1 / -1 (or 1 / 0): class 1 is the positive class. ``volumes`` is
+    ``(n, x, y, z)``. Adam with binary cross-entropy, seeded; the test subjects are never
+    seen during training (no early stopping on them). Returns ``model``, ``history``
+    (per-epoch training loss/accuracy), ``test_prob`` (P(class 1) per test subject),
+    ``accuracy``, ``auc``, ``params`` and ``seconds`` (training wall time).
+    """
+    import time
+
+    from sklearn.metrics import roc_auc_score
+
+    keras.utils.set_random_seed(seed)
+    x = np.asarray(volumes, dtype=np.float32)[..., None]
+    y = (np.asarray(labels) > 0).astype(np.float32)
+    train_idx, test_idx = np.asarray(train_idx), np.asarray(test_idx)
+    model = build_cnn3d(x.shape[1:], n_classes=1, **build_kwargs)
+    model.compile(keras.optimizers.Adam(learning_rate), "binary_crossentropy", metrics=["accuracy"])
+    start = time.perf_counter()
+    history = model.fit(x[train_idx], y[train_idx], epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
+    seconds = time.perf_counter() - start
+    prob = model.predict(x[test_idx], batch_size=batch_size, verbose=0)[:, 0]
+    truth = y[test_idx]
+    auc = float(roc_auc_score(truth, prob)) if len(set(truth)) > 1 else float("nan")
+    return {"model": model, "history": history.history, "test_prob": prob,
+            "accuracy": float(np.mean((prob >= 0.5) == truth)), "auc": auc,
+            "params": param_count(model), "seconds": seconds}

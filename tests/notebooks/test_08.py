@@ -1,0 +1,42 @@
+"""Notebook 08 (3-D CNN + checked class activation maps) in the smoke profile."""
+import math
+
+import pytest
+
+from helpers import datasets, paths, synthetic
+
+STEM = "08_cam_visualization"
+
+
+def _check(metrics: dict):
+    acc = metrics["cnn3d_accuracy"]
+    assert set(acc) >= {"best"} and len(acc) >= 2, "accuracy per resolution and the best"
+    assert acc["best"] == max(v for k, v in acc.items() if k != "best")
+    assert 0 <= metrics["cnn3d_auc"]["best"] <= 1
+    assert 0 <= metrics["classical_accuracy"] <= 1
+    for key in ("cam_pointing_rate", "cam_energy_inside", "random_pointing_rate", "random_energy_inside"):
+        assert key in metrics and not math.isnan(metrics[key]) and 0 <= metrics[key] <= 1, key
+    assert metrics["n_params"] > 0 and metrics["peak_memory_mb"] > 0
+    assert metrics["seed_net_params"] > 10_000_000 and metrics["seed_net_activation_gib"] > 1
+
+
+@pytest.mark.notebook
+def test_08_smoke(run_notebook):
+    record = run_notebook(STEM)
+    metrics = record["metrics"]
+    _check(metrics)
+    assert metrics["cnn3d_accuracy"]["best"] >= 0.6
+    truth = synthetic.load_ground_truth(datasets.synthetic_dir("hcp", "smoke"))
+    assert metrics["n_train"] + metrics["n_test"] == truth["n_labelled"]
+    # uniform random maps point into the region about as often as the region's share of the cube
+    assert metrics["random_pointing_rate"] < 0.1
+
+
+@pytest.mark.notebook
+def test_08_runs_unchanged_on_another_hcp_folder(run_notebook):
+    path = paths.data_root() / "synthetic" / "test-variants" / "hcp-seed1"
+    truth = synthetic.generate("hcp", path, "smoke", seed=1)
+    record = run_notebook(STEM, variant="seed1", data_dir=str(path))
+    metrics = record["metrics"]
+    _check(metrics)  # the model may be weaker on other data; the pipeline must not break
+    assert metrics["n_train"] + metrics["n_test"] == truth["n_labelled"]

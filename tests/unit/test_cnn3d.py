@@ -1,0 +1,97 @@
+"""helpers.models.cnn3d: output shapes, parameter counts, memory from shapes."""
+import numpy as np
+import pytest
+
+import helpers  # noqa: F401
+from helpers.models import cnn3d
+
+
+def _conv_params(c_in, c_out, k=3):
+    return k**3 * c_in * c_out  # no bias (BatchNorm follows)
+
+
+def test_output_shape_and_layer_names():
+    model = cnn3d.build_cnn3d((20, 24, 16), filters=(4, 8), dense=16, n_classes=1)
+    assert model.input_shape == (None, 20, 24, 16, 1)
+    assert model.output_shape == (None, 1)
+    out = model.predict(np.zeros((3, 20, 24, 16, 1), np.float32), verbose=0)
+    assert out.shape == (3, 1) and np.all((out >= 0) & (out <= 1))
+    last = model.get_layer(cnn3d.LAST_CONV)
+    assert last.output.shape[1:] == (10, 12, 8, 8)  # one pooling by 2 before the last block
+    assert model.get_layer("gap") is not None and model.get_layer("classifier") is not None
+
+
+def test_softmax_head_sums_to_one():
+    model = cnn3d.build_cnn3d((8, 8, 8, 2), filters=(4,), dense=0, dropout=0, n_classes=3)
+    out = model.predict(np.random.default_rng(0).normal(size=(2, 8, 8, 8, 2)).astype("float32"), verbose=0)
+    assert out.shape == (2, 3)
+    np.testing.assert_allclose(out.sum(axis=1), 1, rtol=1e-5)
+
+
+def test_param_count_matches_the_architecture():
+    model = cnn3d.build_cnn3d((16, 16, 16), filters=(8, 16, 32), dense=64, n_classes=1)
+    convs = _conv_params(1, 8) + _conv_params(8, 16) + _conv_params(16, 32)
+    bn = 4 * (8 + 16 + 32)  # gamma, beta, moving mean, moving variance
+    dense = 32 * 64 + 64 + 64 * 1 + 1
+    assert cnn3d.param_count(model) == convs + bn + dense
+
+
+def test_memory_is_computed_from_shapes():
+    model = cnn3d.build_cnn3d((16, 16, 16), filters=(4, 8), dense=0, dropout=0)
+    table = cnn3d.memory_table(model, batch_size=2)
+    first = table.set_index("layer").loc["block1_conv1"]
+    assert first["values_per_sample"] == 16**3 * 4
+    assert first["activation_mib"] == pytest.approx(2 * 16**3 * 4 * 4 / 2**20)
+    summary = cnn3d.memory_summary(model, batch_size=2)
+    assert summary["params"] == table["params"].sum() == cnn3d.param_count(model)
+    assert summary["training_state_mib"] == pytest.approx(4 * summary["weights_mib"])
+    assert summary["largest_layer"] == "block1_conv1"
+    assert summary["total_training_mib"] > summary["activations_mib"] > 0
+    # doubling the batch doubles activations but not the weights
+    twice = cnn3d.memory_summary(model, batch_size=4)
+    assert twice["activations_mib"] == pytest.approx(2 * summary["activations_mib"])
+    assert twice["weights_mib"] == summary["weights_mib"]
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError):
+        cnn3d.build_cnn3d((8, 8))
+    with pytest.raises(ValueError):
+        cnn3d.build_cnn3d((8, 8, 8), filters=())
+
+
+def test_coordinate_channels_and_no_batch_norm():
+    model = cnn3d.build_cnn3d((6, 8, 10), filters=(2,), dense=0, dropout=0, coords=True, batch_norm=False)
+    coords = model.get_layer("coords").output
+    assert coords.shape[1:] == (6, 8, 10, 4)  # the volume + x, y, z
+    import keras
+
+    probe = keras.Model(model.input, coords)
+    out = np.asarray(probe(np.zeros((2, 6, 8, 10, 1), np.float32)))
+    np.testing.assert_allclose(out[0, :, 0, 0, 1], np.linspace(-1, 1, 6), atol=1e-6)
+    np.testing.assert_allclose(out[1, 0, 0, :, 3], np.linspace(-1, 1, 10), atol=1e-6)
+    assert not any("bn" in layer.name for layer in model.layers)
+    assert model.get_layer(cnn3d.LAST_CONV).use_bias
+
+
+def test_standardise_uses_training_subjects_only():
+    rng = np.random.default_rng(0)
+    vols = rng.normal(1.0, 0.2, (10, 4, 4, 4)).astype(np.float32)
+    vols[8:] += 100  # test subjects far away must not move the training statistics
+    z = cnn3d.standardise_volumes(vols, np.arange(8), floor=0.0)
+    np.testing.assert_allclose(z[:8].mean(axis=0), 0, atol=1e-4)
+    np.testing.assert_allclose(z[:8].std(axis=0), 1, atol=1e-3)
+    assert z[8:].mean() > 100
+
+
+def test_train_classifier_learns_an_easy_task_and_reports_on_test_subjects():
+    rng = np.random.default_rng(0)
+    vols = rng.normal(0, 0.2, (40, 8, 8, 8)).astype(np.float32)
+    labels = np.where(np.arange(40) % 2, 1, -1)
+    vols[labels == 1] += 1.0  # class 1 is brighter everywhere
+    train, test = np.arange(28), np.arange(28, 40)
+    run = cnn3d.train_classifier(vols, labels, train, test, epochs=8, batch_size=8, learning_rate=0.01, seed=0,
+                                 filters=(4,), dense=0, dropout=0)
+    assert run["test_prob"].shape == (12,) and run["params"] == cnn3d.param_count(run["model"])
+    assert run["accuracy"] >= 0.9 and run["auc"] >= 0.9
+    assert len(run["history"]["loss"]) == 8
