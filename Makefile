@@ -10,7 +10,7 @@ PROFILE ?= full
 STAMP := $(VENV)/.setup-stamp
 KERNEL := medimg-dl
 
-export TF_CPP_MIN_LOG_LEVEL := 2
+export TF_CPP_MIN_LOG_LEVEL := 3
 export TF_ENABLE_ONEDNN_OPTS := 0
 export KERAS_BACKEND := tensorflow
 export PYTHONUNBUFFERED := 1
