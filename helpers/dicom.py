@@ -177,6 +177,19 @@ def _element_value(ds, tag, elem):
     return _plain(elem.value)
 
 
+def _put(row: dict, keyword: str, value, multi: bool) -> None:
+    """Store one tag: a multi-valued tag (by the DICOM dictionary) always goes in numbered
+    columns ``K0, K1, …`` (a single value in ``K0``), so files with one and with several
+    values (e.g. WindowCenter) share columns."""
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            row[f"{keyword}{i}"] = v
+    elif multi:
+        row[f"{keyword}0"] = value
+    else:
+        row[keyword] = value
+
+
 def header_dict(ds) -> dict:
     """The header of a pydicom ``Dataset`` as ``{column: value}``, as one row of :func:`index_dicoms`.
 
@@ -199,13 +212,7 @@ def header_dict(ds) -> dict:
                 continue
             if value is NotImplemented:
                 continue
-            if isinstance(value, list):
-                for i, v in enumerate(value):
-                    row[f"{keyword}{i}"] = v
-            elif multi:
-                row[f"{keyword}0"] = value
-            else:
-                row[keyword] = value
+            _put(row, keyword, value, multi)
     return row
 
 
@@ -348,13 +355,7 @@ def _scan_elements(data: bytes, pos: int, implicit: bool, group_only: int | None
             raise _Fallback(f"{keyword}: value left to pydicom")
         if tag == 0x00280103 and isinstance(value, int):
             pixel_rep[0] = value
-        if isinstance(value, list):
-            for i, v in enumerate(value):
-                row[f"{keyword}{i}"] = v
-        elif multi:
-            row[f"{keyword}0"] = value
-        else:
-            row[keyword] = value
+        _put(row, keyword, value, multi)
     return pos, None
 
 

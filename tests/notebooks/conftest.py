@@ -44,3 +44,18 @@ def execute(stem: str, variant: str | None = None, **parameters) -> dict:
 @pytest.fixture(scope="session")
 def run_notebook():
     return execute
+
+
+def _variant_dataset(name: str, seed: int = 1):
+    """Another synthetic dataset in the same public layout (``seed`` ≠ 0: other sizes,
+    spacings, orientations, broken files), generated once under
+    ``data/synthetic/test-variants/<name>-seed<seed>``; returns ``(root, ground_truth)``."""
+    from helpers import synthetic
+
+    root = paths.data_root() / "synthetic" / "test-variants" / f"{name}-seed{seed}"
+    return root, synthetic.generate(name, root, "smoke", seed=seed)
+
+
+@pytest.fixture(scope="session")
+def variant_dataset():
+    return _variant_dataset

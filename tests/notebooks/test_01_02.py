@@ -1,19 +1,13 @@
 """Notebooks 01 (cleaning) and 02 (exploration) in the smoke profile, against the generator's truth."""
 import pytest
 
-from helpers import datasets, paths, synthetic
+from helpers import datasets, synthetic
 
 pytestmark = pytest.mark.notebook
 
 
 def _truth():
     return synthetic.load_ground_truth(datasets.synthetic_dir("rsna", "smoke"))
-
-
-def _variant_root():
-    root = paths.data_root() / "synthetic" / "test-variants" / "rsna-seed1"
-    synthetic.generate("rsna", root, "smoke", seed=1)
-    return root
 
 
 def test_01_counts_equal_the_ground_truth(run_notebook):
@@ -27,9 +21,9 @@ def test_01_counts_equal_the_ground_truth(run_notebook):
     }
 
 
-def test_01_runs_unchanged_on_another_dataset(run_notebook):
+def test_01_runs_unchanged_on_another_dataset(run_notebook, variant_dataset):
     """Another seed: other image size, patients, groups, window tags and broken files."""
-    root = _variant_root()
+    root, _ = variant_dataset("rsna")
     truth = synthetic.load_ground_truth(root)
     assert truth["image_size"] != _truth()["image_size"]
     metrics = run_notebook("01_data_cleaning", variant="seed1", data_dir=str(root))["metrics"]

@@ -1,7 +1,7 @@
 """Notebook 04 in the smoke profile: metadata baseline near chance, a CNN that learns."""
 import pytest
 
-from helpers import datasets, paths, synthetic
+from helpers import datasets, synthetic
 
 STEM = "04_metadata_baselines"
 
@@ -39,10 +39,8 @@ def test_leaks_and_bugs_are_shown(metrics):
 
 
 @pytest.mark.notebook
-def test_runs_on_another_dataset(run_notebook):
-    path = paths.data_root() / "synthetic" / "test-variants" / "rsna-seed1"
-    if not synthetic.is_complete(path):
-        synthetic.generate("rsna", path, "smoke", seed=1)
+def test_runs_on_another_dataset(run_notebook, variant_dataset):
+    path, _ = variant_dataset("rsna")
     record = run_notebook(STEM, variant="seed1", data_dir=str(path), seed=1)
     assert record["metrics"]["cnn_auc"] >= 0.70
     assert 0.2 <= record["metrics"]["metadata_auc"] <= 0.8

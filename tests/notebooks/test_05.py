@@ -1,7 +1,7 @@
 """Notebook 05 (PCA and classical classifiers, HCP-style brain MRI) in the smoke profile."""
 import pytest
 
-from helpers import datasets, paths, synthetic
+from helpers import datasets, synthetic
 
 KEYS = ["n_subjects", "n_labelled", "n_unreadable", "n_unlabelled", "variance_10_components", "logreg_accuracy",
         "linear_svm_accuracy", "rbf_svm_accuracy", "knn_accuracy", "leaky_accuracy", "honest_accuracy"]
@@ -27,8 +27,7 @@ def test_05_smoke_metrics_and_counts(run_notebook):
 
 
 @pytest.mark.notebook
-def test_05_runs_unchanged_on_another_hcp_folder(run_notebook):
-    path = paths.data_root() / "synthetic" / "test-variants" / "hcp-seed1"
-    truth = synthetic.generate("hcp", path, "smoke", seed=1)
+def test_05_runs_unchanged_on_another_hcp_folder(run_notebook, variant_dataset):
+    path, truth = variant_dataset("hcp")
     record = run_notebook("05_pca_svm", variant="seed1", data_dir=str(path))
     _check(record["metrics"], truth)

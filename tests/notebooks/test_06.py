@@ -3,15 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import datasets, paths, synthetic
+from helpers import datasets, synthetic
 
 STEM = "06_unet_segmentation"
-
-
-def _variant_root():
-    root = paths.data_root() / "synthetic" / "test-variants" / "luna16-seed1"
-    synthetic.generate("luna16", root, "smoke", seed=1)
-    return root
 
 
 @pytest.mark.notebook
@@ -42,8 +36,8 @@ def test_06_counts_match_ground_truth(run_notebook):
 
 
 @pytest.mark.notebook
-def test_06_runs_unchanged_on_another_luna16_folder(run_notebook):
-    root = _variant_root()
+def test_06_runs_unchanged_on_another_luna16_folder(run_notebook, variant_dataset):
+    root, _ = variant_dataset("luna16")
     truth = synthetic.load_ground_truth(root)
     assert truth["series_without_nodules"]
     record = run_notebook(STEM, variant="seed1", data_dir=str(root))

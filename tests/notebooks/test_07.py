@@ -24,9 +24,8 @@ def test_07_finds_the_left_ventricle(run_notebook):
 
 
 @pytest.mark.notebook
-def test_07_runs_unchanged_on_another_dsb2_folder(run_notebook):
-    root = paths.data_root() / "synthetic" / "test-variants" / "dsb2-seed1"
-    truth = synthetic.generate("dsb2", root, "smoke", seed=1)
+def test_07_runs_unchanged_on_another_dsb2_folder(run_notebook, variant_dataset):
+    root, truth = variant_dataset("dsb2")
     record = run_notebook(STEM, variant="seed1", data_dir=str(root))
     m = record["metrics"]
     assert m["n_train_cases"] + m["n_val_cases"] + m["n_test_cases"] == truth["n_cases"]

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from helpers import datasets, paths, synthetic
+from helpers import datasets, synthetic
 
 STEM = "08_cam_visualization"
 
@@ -33,9 +33,8 @@ def test_08_smoke(run_notebook):
 
 
 @pytest.mark.notebook
-def test_08_runs_unchanged_on_another_hcp_folder(run_notebook):
-    path = paths.data_root() / "synthetic" / "test-variants" / "hcp-seed1"
-    truth = synthetic.generate("hcp", path, "smoke", seed=1)
+def test_08_runs_unchanged_on_another_hcp_folder(run_notebook, variant_dataset):
+    path, truth = variant_dataset("hcp")
     record = run_notebook(STEM, variant="seed1", data_dir=str(path))
     metrics = record["metrics"]
     _check(metrics)  # the model may be weaker on other data; the pipeline must not break
