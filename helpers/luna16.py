@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import cache, datasets, metaimage
+from . import cache, ct, datasets, metaimage
 
 HU_WINDOW = (-1000.0, 400.0)
 ANNOTATION_COLUMNS = ["seriesuid", "coordX", "coordY", "coordZ", "diameter_mm"]
@@ -205,7 +205,7 @@ def hu_to_unit(hu: np.ndarray, window=HU_WINDOW) -> np.ndarray:
     learned from the data, so nothing leaks from the test set.
     """
     lo, hi = window
-    return ((np.clip(np.asarray(hu, np.float32), lo, hi) - lo) / (hi - lo)).astype(np.float32)
+    return ct.window(hu, level=(lo + hi) / 2, width=hi - lo)
 
 
 def pad_square(image: np.ndarray, value=0) -> np.ndarray:

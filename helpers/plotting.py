@@ -67,30 +67,6 @@ def overlay(image: np.ndarray, mask: np.ndarray | None = None, heatmap: np.ndarr
     return fig
 
 
-def orthoslices(volume: np.ndarray, index: Sequence[int] | None = None, axes=None, cmap: str = "gray",
-                overlay_volume: np.ndarray | None = None, titles=("sagittal", "coronal", "axial"),
-                vmin=None, vmax=None, alpha: float = 0.4, size: float = 3.0):
-    """Three orthogonal slices through a (x, y, z) RAS volume at ``index`` (default: centre).
-
-    With a RAS-canonical volume, the sagittal panel shows anterior to the right and superior
-    up; ``overlay_volume`` (same shape) is drawn on top as a heatmap.
-    """
-    volume = np.asarray(volume)
-    index = list(index) if index is not None else [s // 2 for s in volume.shape]
-    if axes is None:
-        fig, axes = plt.subplots(1, 3, figsize=(3 * size, size))
-    fig = np.ravel(axes)[0].figure
-    cuts = [lambda v: v[index[0], :, :], lambda v: v[:, index[1], :], lambda v: v[:, :, index[2]]]
-    for ax, cut, title in zip(np.ravel(axes), cuts, titles):
-        ax.imshow(cut(volume).T, origin="lower", cmap=cmap, vmin=vmin, vmax=vmax)
-        if overlay_volume is not None:
-            ax.imshow(cut(overlay_volume).T, origin="lower", cmap="jet", alpha=alpha)
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
-    fig.tight_layout()
-    return fig
-
-
 def training_curves(history, metrics: Sequence[str] = ("loss",), ax=None):
     """Plot training and validation curves from a Keras ``History`` (or its ``.history`` dict)."""
     hist = getattr(history, "history", history)
@@ -109,7 +85,6 @@ def training_curves(history, metrics: Sequence[str] = ("loss",), ax=None):
     fig.tight_layout()
     return fig
 
-# Add new shared plotting functions above this line (append-only; keep existing signatures).
 
 
 def dataset_examples(roots: dict, size: float = 3.6):
