@@ -85,13 +85,17 @@ def cached_table(path: str | os.PathLike, build: Callable[[], "pd.DataFrame"]):
     return table
 
 
-def cached_arrays(path: str | os.PathLike, build: Callable[[], dict]) -> dict:
-    """Read the ``.npz`` at ``path`` as a dict of arrays, or ``build()`` it and save it atomically."""
+def cached_arrays(path: str | os.PathLike, build: Callable[[], dict], keys=None) -> dict:
+    """Read the ``.npz`` at ``path`` as a dict of arrays, or ``build()`` it and save it atomically.
+
+    ``keys`` limits what is read from an existing cache (e.g. the ids without the images);
+    a fresh build returns every array it built.
+    """
     path = Path(path)
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}
+                return {k: data[k] for k in (data.files if keys is None else keys)}
         except Exception:
             pass
     arrays = build()

@@ -336,8 +336,12 @@ def _tidy(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _cleaned(root: str | os.PathLike, image_size: int, n_jobs: int, cache_dir) -> tuple[np.ndarray, pd.DataFrame]:
-    """All files, cleaned or with their reason: images of readable slices + one row per file."""
+def _cleaned(root: str | os.PathLike, image_size: int, n_jobs: int, cache_dir,
+             images: bool = True) -> tuple[np.ndarray | None, pd.DataFrame]:
+    """All files, cleaned or with their reason: images of readable slices + one row per file.
+
+    ``images=False`` reads only the table (and the ids that check it) from a warm cache.
+    """
     root = datasets.check_layout("rsna", root)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -358,10 +362,11 @@ def _cleaned(root: str | os.PathLike, image_size: int, n_jobs: int, cache_dir) -
             build_arrays()
         return built["table"]
 
-    arrays = cache.cached_arrays(arrays_path, build_arrays)
+    keys = None if images else ["image_id"]
+    arrays = cache.cached_arrays(arrays_path, build_arrays, keys)
     table = cache.cached_table(table_path, build_table)
     ids = table.loc[table["image_row"] >= 0].sort_values("image_row")["image_id"].to_numpy(str)
-    if len(ids) != len(arrays["images"]) or not np.array_equal(ids, arrays["image_id"]):
+    if len(ids) != len(arrays["image_id"]) or not np.array_equal(ids, arrays["image_id"]):
         arrays_path.unlink(missing_ok=True)       # the two halves disagree: rebuild both
         table_path.unlink(missing_ok=True)
         built.clear()
@@ -371,7 +376,7 @@ def _cleaned(root: str | os.PathLike, image_size: int, n_jobs: int, cache_dir) -
         for old in folder.glob(f"{stem}*"):
             if old.suffix in (".npz", ".parquet") and key not in old.name:
                 old.unlink(missing_ok=True)
-    return arrays["images"], _tidy(table)
+    return arrays.get("images") if images else None, _tidy(table)
 
 
 def cleaning_table(root: str | os.PathLike, image_size: int = 256, n_jobs: int = -1,
@@ -383,7 +388,7 @@ def cleaning_table(root: str | os.PathLike, image_size: int = 256, n_jobs: int =
     (NaN when unlabelled), ``brain_fraction``, ``repaired``, the crop box, and the header
     columns. Use it to see what a threshold drops before choosing one.
     """
-    _, table = _cleaned(root, image_size, n_jobs, cache_dir)
+    _, table = _cleaned(root, image_size, n_jobs, cache_dir, images=False)
     table = table.assign(readable=table["image_row"] >= 0)
     return table.drop(columns=["image_row"]).reset_index(drop=True)
 
@@ -451,7 +456,7 @@ def clean_report(root: str | os.PathLike, image_size: int = 256, brain_threshold
     ``n_positive_dropped`` (of those, ``any`` = 1), ``n_kept``; plus ``unreadable``
     ({file name: reason}) and the label file's ``n_label_rows`` / ``n_duplicate_label_rows``.
     """
-    _, table = _cleaned(root, image_size, n_jobs, cache_dir)
+    _, table = _cleaned(root, image_size, n_jobs, cache_dir, images=False)
     labels = load_labels(root)
     readable = table["image_row"] >= 0
     labelled = readable & table["labelled"]

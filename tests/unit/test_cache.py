@@ -96,3 +96,11 @@ def test_cache_dir_for_read_only_data_goes_to_processed(tmp_path, monkeypatch):
     assert folder.is_dir() and folder.parent == (tmp_path / "data" / "processed").resolve()
     assert folder.name.startswith("rsna-")
     assert list(download.iterdir()) == [], "nothing written into the read-only dataset"
+
+
+def test_cached_arrays_reads_only_the_keys_asked_for(tmp_path):
+    build = lambda: {"images": np.zeros((3, 4, 4), np.int16), "ids": np.array(["a", "b", "c"])}  # noqa: E731
+    full = cache.cached_arrays(tmp_path / "a.npz", build, keys=["ids"])
+    assert set(full) == {"images", "ids"}, "a fresh build returns everything it built"
+    part = cache.cached_arrays(tmp_path / "a.npz", build, keys=["ids"])
+    assert set(part) == {"ids"} and part["ids"].tolist() == ["a", "b", "c"]
