@@ -19,6 +19,7 @@ nilearn, in world coordinates (mm) given by the volume's affine.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -47,14 +48,23 @@ def last_conv_layer(model):
 def feature_layer(model, layer_name: str | None = None):
     """The layer whose maps Grad-CAM weights.
 
-    ``layer_name`` given: that layer. Otherwise the last convolution *with* the
-    BatchNormalization / activation layers that directly follow it (so the maps are the
-    block's rectified output, as in the Grad-CAM paper, not the raw pre-normalisation sums).
+    ``layer_name`` given: that layer. Otherwise the last spatial feature maps: the layer
+    that feeds the global pooling (or flattening) layer when the model has one, i.e. the
+    last block's rectified output, after BatchNorm, activation and (in a residual network)
+    the shortcut ``Add``, as in the Grad-CAM paper. Without such a layer: the last
+    convolution with the BatchNorm / activation layers that directly follow it.
     """
     from keras import layers
 
     if layer_name is not None:
         return model.get_layer(layer_name)
+    heads = (layers.GlobalAveragePooling1D, layers.GlobalAveragePooling2D, layers.GlobalAveragePooling3D,
+             layers.GlobalMaxPooling1D, layers.GlobalMaxPooling2D, layers.GlobalMaxPooling3D, layers.Flatten)
+    head = next((lay for lay in model.layers if isinstance(lay, heads)), None)
+    if head is not None:
+        feeding = [lay for lay in model.layers if lay.output is head.input]
+        if feeding and type(feeding[0]).__name__ != "InputLayer":
+            return feeding[0]
     layer = last_conv_layer(model)
     if layer not in model.layers:  # inside a nested model: use it as is
         return layer
@@ -313,6 +323,97 @@ def random_baseline(region_mask, n: int = 200, seed: int = 0, smooth_sigma: floa
     return {"pointing_rate": float(np.mean(hits)), "energy_inside": float(np.nanmean(energy)),
             "expected_pointing_rate": share, "expected_energy_inside": share, "n": int(n),
             "smooth_sigma": float(smooth_sigma), "within": within is not None}
+
+
+def box_masks(boxes, n_images: int, shape) -> np.ndarray:
+    """Boolean masks ``(n_images, *shape)``: for each image the union of its boxes.
+
+    ``boxes`` has one row per box with ``row`` (the image's position, 0 … n_images-1) and
+    ``clean_row0, clean_col0, clean_row1, clean_col1`` in pixels (floats, end exclusive),
+    as :func:`helpers.rsna.lesion_boxes` returns them. A pixel belongs to a box when it
+    overlaps it, so even a box smaller than a pixel marks one.
+    """
+    masks = np.zeros((int(n_images),) + tuple(int(s) for s in shape), dtype=bool)
+    h, w = masks.shape[1:]
+    for box in boxes.itertuples(index=False):
+        r0, r1 = int(np.floor(box.clean_row0)), int(np.ceil(box.clean_row1))
+        c0, c1 = int(np.floor(box.clean_col0)), int(np.ceil(box.clean_col1))
+        r0, c0 = max(r0, 0), max(c0, 0)
+        r1, c1 = min(max(r1, r0 + 1), h), min(max(c1, c0 + 1), w)
+        masks[int(box.row), r0:r1, c0:c1] = True
+    return masks
+
+
+def head_ct_check(model_folder, name: str = "head_ct_cnn", layer_name: str | None = None,
+                  batch_size: int = 32) -> dict:
+    """Grad-CAM of notebook 04's head-CT classifier, scored against the hemorrhage boxes.
+
+    Loads the model saved by 04 (:func:`helpers.training.save_classifier`), rebuilds its
+    inputs exactly (the cleaned slices of the same data root, same size and CT windows),
+    keeps the **held-out test slices** that contain a hemorrhage and have ground-truth
+    boxes (synthetic data only), and computes Grad-CAM for the class "any hemorrhage".
+    Returns ``status`` ("ok" or why nothing was computed: no saved model, or no boxes for
+    real data) and, when ok: ``images`` (HU), ``maps``, ``masks`` (boxes),
+    ``prob`` (the model's P(hemorrhage)), per-image ``pointing`` and ``energy``, their
+    means ``pointing_rate`` / ``energy_inside``, and the random-map chance levels
+    ``random_pointing_rate`` (uniform noise over the image: the boxes' mean share of the
+    image) and ``random_head_pointing_rate`` (noise only inside the head, > -500 HU).
+    """
+    from . import ct, rsna, training
+
+    folder = Path(model_folder)
+    loaded = training.load_classifier(folder, name)
+    if loaded is None:
+        return {"status": f"no saved head-CT model in {folder} (run notebook 04 first)"}
+    model, info = loaded
+    root, size = Path(info["data_root"]), int(info["image_size"])
+    hu, clean = rsna.load_clean(root, image_size=size)
+    rows = np.flatnonzero(clean["image_id"].isin(set(info["test_image_ids"])).to_numpy()
+                          & (clean["any"].to_numpy() == 1))
+    try:
+        boxes = rsna.lesion_boxes(root, clean.iloc[rows].reset_index(drop=True), size)
+    except FileNotFoundError:
+        return {"status": f"{root} has no ground-truth lesion boxes (real data): nothing to score against"}
+    with_box = np.unique(boxes["row"].to_numpy()).astype(int)
+    if len(with_box) == 0:
+        return {"status": "no held-out hemorrhage slice has a ground-truth box"}
+    boxes = boxes[boxes["row"].isin(with_box)].assign(row=lambda d: np.searchsorted(with_box, d["row"]))
+    rows = rows[with_box]
+    images = hu[rows]
+    x = np.round(ct.window_stack(images, info["windows"]) * 255).astype(np.uint8).astype(np.float32) / 255
+    maps = grad_cam(model, x, class_index=1, layer_name=layer_name, batch_size=batch_size)
+    masks = box_masks(boxes, len(rows), images.shape[1:])
+    head = images > -500
+    pointing = np.array([pointing_game(m, k) for m, k in zip(maps, masks)])
+    energy = np.array([energy_inside(m, k) for m, k in zip(maps, masks)], dtype=float)
+    prob = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))[:, 0]
+    return {"status": "ok", "images": images, "maps": maps, "masks": masks, "prob": prob,
+            "image_ids": clean["image_id"].iloc[rows].tolist(), "pointing": pointing, "energy": energy,
+            "pointing_rate": float(pointing.mean()), "energy_inside": float(np.nanmean(energy)),
+            "random_pointing_rate": float(masks.mean()),
+            "random_head_pointing_rate": float(np.mean([(k & h).sum() / max(h.sum(), 1)
+                                                        for k, h in zip(masks, head)])),
+            "n_images": int(len(rows)), "data_root": str(root)}
+
+
+def plot_head_ct_check(check: dict, n: int = 6, size: float = 2.2):
+    """Head-CT slices (brain window) with their Grad-CAM and the ground-truth boxes (green)."""
+    import matplotlib.pyplot as plt
+
+    from . import ct
+
+    k = min(int(n), check["n_images"])
+    fig, axes = plt.subplots(1, k, figsize=(size * k, size * 1.15), squeeze=False)
+    for ax, i in zip(axes[0], range(k)):
+        ax.imshow(ct.named_window(check["images"][i], "brain"), cmap="gray")
+        ax.imshow(check["maps"][i], cmap="jet", alpha=0.35, vmin=0, vmax=1)
+        ax.contour(check["masks"][i], levels=[0.5], colors="lime", linewidths=1)
+        peak = np.unravel_index(int(np.argmax(check["maps"][i])), check["maps"][i].shape)
+        ax.plot(peak[1], peak[0], "w+", ms=9, mew=2)
+        ax.set_title(f"p={check['prob'][i]:.2f} {'hit' if check['pointing'][i] else 'miss'}", fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
 
 
 # ----------------------------------------------------------------------------- plots

@@ -13,15 +13,16 @@ import numpy as np
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success move it into place atomically.
 
     Readers never see a half-written file: either the old file or the complete new one.
     On an exception the temporary file is removed and ``path`` is left untouched.
+    ``suffix`` ends the temporary name (writers such as Keras insist on ``.keras``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
     tmp = Path(tmp)
     try:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -406,3 +407,31 @@ def input_pipeline_overhead(model, dataset, steps: int = 20, warmup_steps: int =
     return {"batch_size": batch_size, "steps": steps, "memory_step_s": mem, "pipeline_step_s": pipe,
             "overhead_pct": 100.0 * (pipe / mem - 1.0), "images_per_s": batch_size / pipe,
             "images_per_s_memory": batch_size / mem}
+
+
+# ----------------------------------------------------------------------------- a model for later notebooks
+def save_classifier(model, folder, name: str, **info) -> Path:
+    """Save a trained model as ``folder/<name>.keras`` plus ``folder/<name>.json`` (``info``).
+
+    ``info`` says how to rebuild the model's inputs and which rows were held out (e.g. the
+    data root, image size, CT windows and the test image ids), so a later notebook can reuse
+    the model on exactly the images it never trained on. Both files are written atomically.
+    """
+    from .io import atomic_path, write_json
+
+    folder = Path(folder)
+    with atomic_path(folder / f"{name}.keras", suffix=".keras") as tmp:
+        model.save(tmp)
+    write_json(folder / f"{name}.json", info)
+    return folder / f"{name}.keras"
+
+
+def load_classifier(folder, name: str):
+    """``(model, info)`` saved by :func:`save_classifier`, or ``None`` when it is not there."""
+    import json
+
+    folder = Path(folder)
+    if not ((folder / f"{name}.keras").is_file() and (folder / f"{name}.json").is_file()):
+        return None
+    model = keras.saving.load_model(folder / f"{name}.keras", compile=False)
+    return model, json.loads((folder / f"{name}.json").read_text())

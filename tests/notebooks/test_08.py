@@ -22,10 +22,14 @@ def _check(metrics: dict):
 
 @pytest.mark.notebook
 def test_08_smoke(run_notebook):
+    run_notebook("04_metadata_baselines")  # saves the head-CT classifier that 08 explains (cached per session)
     record = run_notebook(STEM)
     metrics = record["metrics"]
     _check(metrics)
     assert metrics["cnn3d_accuracy"]["best"] >= 0.6
+    # the head-CT part: 04's classifier, its held-out slices with a bleed, scored against the boxes
+    assert metrics["ct_n_images"] > 0
+    assert 0 <= metrics["ct_cam_pointing_rate"] <= 1 and 0 < metrics["ct_random_pointing_rate"] < 0.2
     truth = synthetic.load_ground_truth(datasets.synthetic_dir("hcp", "smoke"))
     assert metrics["n_train"] + metrics["n_test"] == truth["n_labelled"]
     # uniform random maps point into the region about as often as the region's share of the cube

@@ -196,3 +196,33 @@ def test_upsample_and_normalise():
     assert up.min() >= 0 - 1e-6 and up.max() <= 7 + 1e-6
     norm = cam.normalise(np.stack([maps[0], np.zeros((2, 2, 2))]))
     assert norm[0].max() == 1 and np.all(norm[1] == 0)
+
+
+def test_feature_layer_of_a_resnet_is_the_last_block_output():
+    from helpers.models.resnet import build_resnet
+
+    model = build_resnet((32, 32, 3), widths=(4, 8), blocks_per_stage=1)
+    layer = cam.feature_layer(model)
+    assert layer.name == "stage2_block1_out"  # conv -> BN -> Add(shortcut) -> ReLU
+    maps = cam.grad_cam(model, np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32"), class_index=1)
+    assert maps.shape == (2, 32, 32) and maps.max() <= 1
+
+
+def test_box_masks_cover_every_overlapped_pixel():
+    import pandas as pd
+
+    boxes = pd.DataFrame({"row": [0, 0, 2], "clean_row0": [1.2, 5.0, 3.4], "clean_col0": [1.0, 5.0, 7.6],
+                          "clean_row1": [2.5, 6.0, 3.6], "clean_col1": [3.0, 7.5, 7.7]})
+    masks = cam.box_masks(boxes, 3, (8, 8))
+    assert masks.shape == (3, 8, 8) and masks.dtype == bool
+    expected = np.zeros((8, 8), bool)
+    expected[1:3, 1:3] = True      # rows 1.2-2.5 overlap pixels 1 and 2
+    expected[5:6, 5:8] = True      # the second box, clipped to the image
+    np.testing.assert_array_equal(masks[0], expected)
+    assert not masks[1].any()      # no box
+    assert masks[2].sum() == 1 and masks[2][3, 7]  # smaller than a pixel: still one pixel
+
+
+def test_head_ct_check_without_a_saved_model_says_so(tmp_path):
+    check = cam.head_ct_check(tmp_path)
+    assert check["status"].startswith("no saved head-CT model") and "04" in check["status"]

@@ -95,3 +95,22 @@ def test_train_classifier_learns_an_easy_task_and_reports_on_test_subjects():
     assert run["test_prob"].shape == (12,) and run["params"] == cnn3d.param_count(run["model"])
     assert run["accuracy"] >= 0.9 and run["auc"] >= 0.9
     assert len(run["history"]["loss"]) == 8
+
+
+def test_recalibrate_batch_norm_sets_the_exact_statistics():
+    import keras
+
+    rng = np.random.default_rng(0)
+    x = (5.0 + 2.0 * rng.normal(size=(6, 8, 8, 8))).astype("float32")
+    model = cnn3d.build_cnn3d((8, 8, 8), filters=(4, 8), dense=0, dropout=0)
+    assert cnn3d.recalibrate_batch_norm(model, x, batch_size=4) == 2
+    for name in ("block1_conv1", cnn3d.LAST_CONV):
+        bn = model.get_layer(f"{name}_bn")
+        feats = keras.Model(model.input, bn.input).predict(x[..., None], verbose=0).reshape(-1, bn.input.shape[-1])
+        np.testing.assert_allclose(np.asarray(bn.moving_mean), feats.mean(0), rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(np.asarray(bn.moving_variance), feats.var(0), rtol=1e-3, atol=1e-4)
+    # with the exact statistics, the first block's normalised output has mean ~0 and sd ~1 per channel
+    normed = keras.Model(model.input, model.get_layer("block1_conv1_bn").output).predict(x[..., None], verbose=0)
+    gamma = np.asarray(model.get_layer("block1_conv1_bn").gamma)
+    np.testing.assert_allclose(normed.reshape(-1, 4).mean(0), 0, atol=1e-3)
+    np.testing.assert_allclose(normed.reshape(-1, 4).std(0), np.abs(gamma), rtol=1e-2)

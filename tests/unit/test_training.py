@@ -193,3 +193,17 @@ def test_history_and_schedule_plots():
     assert training.plot_schedule(training.one_cycle_lr(np.arange(50), 50, 0.1), ax=axes[1]) is fig
     assert len(axes[1].lines[0].get_xdata()) == 50
     plt.close(fig)
+
+
+def test_save_and_load_classifier_round_trip(tmp_path):
+    from helpers.models.resnet import build_resnet
+
+    model = build_resnet((16, 16, 3), widths=(4, 8), blocks_per_stage=1)
+    x = np.random.default_rng(0).random((3, 16, 16, 3)).astype("float32")
+    assert training.load_classifier(tmp_path, "clf") is None          # nothing saved yet
+    path = training.save_classifier(model, tmp_path, "clf", image_size=16, test_image_ids=["a", "b"])
+    assert path.name == "clf.keras"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clf.json", "clf.keras"]  # no temporary left over
+    loaded, info = training.load_classifier(tmp_path, "clf")
+    assert info == {"image_size": 16, "test_image_ids": ["a", "b"]}
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
