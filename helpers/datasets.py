@@ -4,7 +4,7 @@ Every notebook starts with ``root = datasets.resolve("rsna", data_dir, synthetic
 
 * ``data_dir`` given: that folder must hold the public layout (``../shared/DATASETS.md``);
   a missing or empty folder raises :class:`DatasetLayoutError` naming the layout expected.
-* ``data_dir`` is ``None``: the synthetic dataset under ``data/synthetic/<size>/<name>`` is
+* ``data_dir`` is ``None``: the synthetic dataset under ``data/synthetic/<size>/<name>`` (``<size>-seed<N>`` for a seed other than 0) is
   used, and generated first when it is missing (so each notebook runs on its own).
 """
 from __future__ import annotations
@@ -69,9 +69,15 @@ def check_layout(name: str, root: str | os.PathLike) -> Path:
     return root
 
 
-def synthetic_dir(name: str, size: str = "full") -> Path:
-    """Where the synthetic dataset ``name`` of a given size lives."""
-    return paths.data_root() / "synthetic" / size / name
+def synthetic_dir(name: str, size: str = "full", seed: int = 0) -> Path:
+    """Where the synthetic dataset ``name`` of a given size and seed lives.
+
+    ``data/synthetic/<size>/<name>`` for seed 0 (the series' default), and
+    ``data/synthetic/<size>-seed<seed>/<name>`` for any other seed, so a notebook run with
+    ``seed = 1`` reads data generated with seed 1, not whichever seed came first.
+    """
+    folder = size if int(seed) == 0 else f"{size}-seed{int(seed)}"
+    return paths.data_root() / "synthetic" / folder / name
 
 
 def resolve(name: str, data_dir: str | os.PathLike | None = None, synthetic_size: str = "full",
@@ -81,7 +87,7 @@ def resolve(name: str, data_dir: str | os.PathLike | None = None, synthetic_size
         return check_layout(name, data_dir)
     from . import synthetic
 
-    root = synthetic_dir(name, synthetic_size)
+    root = synthetic_dir(name, synthetic_size, seed)
     if not synthetic.is_complete(root):
         synthetic.generate(name, root, size=synthetic_size, seed=seed)
     return check_layout(name, root)

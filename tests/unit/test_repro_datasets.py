@@ -43,3 +43,15 @@ def test_output_dir_defaults_under_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDIMG_RUNS", str(tmp_path))
     assert paths.output_dir("05_pca_svm") == tmp_path / "05_pca_svm"
     assert (tmp_path / "05_pca_svm").is_dir()
+
+
+def test_synthetic_data_is_kept_apart_per_seed(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDIMG_DATA", str(tmp_path))
+    assert datasets.synthetic_dir("hcp", "smoke") == tmp_path / "synthetic" / "smoke" / "hcp"
+    assert datasets.synthetic_dir("hcp", "smoke", seed=3) == tmp_path / "synthetic" / "smoke-seed3" / "hcp"
+    calls = []
+    monkeypatch.setattr("helpers.synthetic.generate",
+                        lambda name, root, size, seed: calls.append((name, root, size, seed)))
+    monkeypatch.setattr(datasets, "check_layout", lambda name, root: root)
+    assert datasets.resolve("hcp", None, "smoke", seed=3) == tmp_path / "synthetic" / "smoke-seed3" / "hcp"
+    assert calls == [("hcp", tmp_path / "synthetic" / "smoke-seed3" / "hcp", "smoke", 3)]
