@@ -4,8 +4,9 @@ Every notebook starts with ``root = datasets.resolve("rsna", data_dir, synthetic
 
 * ``data_dir`` given: that folder must hold the public layout (``../shared/DATASETS.md``);
   a missing or empty folder raises :class:`DatasetLayoutError` naming the layout expected.
-* ``data_dir`` is ``None``: the synthetic dataset under ``data/synthetic/<size>/<name>`` (``<size>-seed<N>`` for a seed other than 0) is
-  used, and generated first when it is missing (so each notebook runs on its own).
+* ``data_dir`` is ``None``: the synthetic dataset under ``data/synthetic/<size>/<name>``
+  (``<size>-seed<N>`` for a seed other than 0) is used, and generated first when it is
+  missing (so each notebook runs on its own).
 """
 from __future__ import annotations
 
