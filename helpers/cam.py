@@ -60,7 +60,7 @@ def feature_layer(model, layer_name: str | None = None):
         return model.get_layer(layer_name)
     heads = (layers.GlobalAveragePooling1D, layers.GlobalAveragePooling2D, layers.GlobalAveragePooling3D,
              layers.GlobalMaxPooling1D, layers.GlobalMaxPooling2D, layers.GlobalMaxPooling3D, layers.Flatten)
-    head = next((lay for lay in model.layers if isinstance(lay, heads)), None)
+    head = next((lay for lay in reversed(model.layers) if isinstance(lay, heads)), None)
     if head is not None:
         feeding = [lay for lay in model.layers if lay.output is head.input]
         if feeding and type(feeding[0]).__name__ != "InputLayer":
@@ -171,8 +171,8 @@ def grad_cam(model, inputs, class_index=None, layer_name: str | None = None, bat
     class_index : None (each sample's predicted class), an int, or one int per sample.
         For a single sigmoid output, 1 is the positive class and 0 (or -1) the negative
         one (its score is the negated logit).
-    layer_name : layer whose maps are weighted; None: the last convolution's block output
-        (see :func:`feature_layer`).
+    layer_name : layer whose maps are weighted; None: the maps that feed the global pooling
+        layer, i.e. the last block's output (see :func:`feature_layer`).
     upsample_to_input : resize the maps to the input grid (else keep the layer's grid).
 
     Returns
@@ -331,16 +331,18 @@ def box_masks(boxes, n_images: int, shape) -> np.ndarray:
     ``boxes`` has one row per box with ``row`` (the image's position, 0 … n_images-1) and
     ``clean_row0, clean_col0, clean_row1, clean_col1`` in pixels (floats, end exclusive),
     as :func:`helpers.rsna.lesion_boxes` returns them. A pixel belongs to a box when it
-    overlaps it, so even a box smaller than a pixel marks one.
+    overlaps it, so even a box smaller than a pixel marks one; a box outside the image
+    marks nothing.
     """
     masks = np.zeros((int(n_images),) + tuple(int(s) for s in shape), dtype=bool)
     h, w = masks.shape[1:]
     for box in boxes.itertuples(index=False):
-        r0, r1 = int(np.floor(box.clean_row0)), int(np.ceil(box.clean_row1))
-        c0, c1 = int(np.floor(box.clean_col0)), int(np.ceil(box.clean_col1))
-        r0, c0 = max(r0, 0), max(c0, 0)
-        r1, c1 = min(max(r1, r0 + 1), h), min(max(c1, c0 + 1), w)
-        masks[int(box.row), r0:r1, c0:c1] = True
+        r0, c0 = int(np.floor(box.clean_row0)), int(np.floor(box.clean_col0))
+        r1 = max(int(np.ceil(box.clean_row1)), r0 + 1)          # at least one pixel ...
+        c1 = max(int(np.ceil(box.clean_col1)), c0 + 1)
+        rows = slice(min(max(r0, 0), h), min(max(r1, 0), h))     # ... then clipped to the image
+        cols = slice(min(max(c0, 0), w), min(max(c1, 0), w))
+        masks[int(box.row), rows, cols] = True
     return masks
 
 
@@ -352,22 +354,32 @@ def head_ct_check(model_folder, name: str = "head_ct_cnn", layer_name: str | Non
     inputs exactly (the cleaned slices of the same data root, same size and CT windows),
     keeps the **held-out test slices** that contain a hemorrhage and have ground-truth
     boxes (synthetic data only), and computes Grad-CAM for the class "any hemorrhage".
-    Returns ``status`` ("ok" or why nothing was computed: no saved model, or no boxes for
-    real data) and, when ok: ``images`` (HU), ``maps``, ``masks`` (boxes),
-    ``prob`` (the model's P(hemorrhage)), per-image ``pointing`` and ``energy``, their
-    means ``pointing_rate`` / ``energy_inside``, and the random-map chance levels
-    ``random_pointing_rate`` (uniform noise over the image: the boxes' mean share of the
-    image) and ``random_head_pointing_rate`` (noise only inside the head, > -500 HU).
+
+    Returns ``status``: "ok", or why nothing was computed (no saved model; a model that
+    cannot be loaded or does not match its record; a data root that cannot be read; no
+    ground-truth boxes, as for real data; no held-out bleed with a box). This part is
+    optional, so none of these raises. When ok, also: ``images`` (HU), ``maps``, ``masks``
+    (the boxes), ``prob`` (the model's P(hemorrhage)), ``image_ids``, per-image ``pointing``
+    and ``energy``, their means ``pointing_rate`` / ``energy_inside``, ``n_images``,
+    ``data_root``, and two chance levels: ``random_pointing_rate`` (uniform noise over the
+    image: the boxes' mean share of it) and ``random_head_pointing_rate`` (noise only
+    inside the head, > -500 HU: the stricter one).
     """
     from . import ct, rsna, training
 
     folder = Path(model_folder)
-    loaded = training.load_classifier(folder, name)
+    try:
+        loaded = training.load_classifier(folder, name)
+    except Exception as err:  # noqa: BLE001 - an optional part: report, do not stop the notebook
+        return {"status": f"cannot use the saved head-CT model in {folder}: {type(err).__name__}: {err}"}
     if loaded is None:
         return {"status": f"no saved head-CT model in {folder} (run notebook 04 first)"}
     model, info = loaded
     root, size = Path(info["data_root"]), int(info["image_size"])
-    hu, clean = rsna.load_clean(root, image_size=size)
+    try:
+        hu, clean = rsna.load_clean(root, image_size=size, dtype=np.int16)
+    except Exception as err:  # noqa: BLE001
+        return {"status": f"cannot read the head-CT data {root} that 04 used: {type(err).__name__}: {err}"}
     rows = np.flatnonzero(clean["image_id"].isin(set(info["test_image_ids"])).to_numpy()
                           & (clean["any"].to_numpy() == 1))
     try:
@@ -377,9 +389,9 @@ def head_ct_check(model_folder, name: str = "head_ct_cnn", layer_name: str | Non
     with_box = np.unique(boxes["row"].to_numpy()).astype(int)
     if len(with_box) == 0:
         return {"status": "no held-out hemorrhage slice has a ground-truth box"}
-    boxes = boxes[boxes["row"].isin(with_box)].assign(row=lambda d: np.searchsorted(with_box, d["row"]))
+    boxes = boxes.assign(row=np.searchsorted(with_box, boxes["row"].to_numpy()))
     rows = rows[with_box]
-    images = hu[rows]
+    images = hu[rows].astype(np.float32)
     x = np.round(ct.window_stack(images, info["windows"]) * 255).astype(np.uint8).astype(np.float32) / 255
     maps = grad_cam(model, x, class_index=1, layer_name=layer_name, batch_size=batch_size)
     masks = box_masks(boxes, len(rows), images.shape[1:])
@@ -396,15 +408,24 @@ def head_ct_check(model_folder, name: str = "head_ct_cnn", layer_name: str | Non
             "n_images": int(len(rows)), "data_root": str(root)}
 
 
-def plot_head_ct_check(check: dict, n: int = 6, size: float = 2.2):
-    """Head-CT slices (brain window) with their Grad-CAM and the ground-truth boxes (green)."""
+def plot_head_ct_check(check: dict, n: int = 6, size: float = 2.2, axes=None):
+    """Head-CT slices (brain window) with their Grad-CAM, its peak (+) and the boxes (green).
+
+    The first ``n`` slices of :func:`head_ct_check`'s result, in one row of new axes, or in
+    ``axes`` (a sequence of at least ``n`` matplotlib axes). Returns the figure.
+    """
     import matplotlib.pyplot as plt
 
     from . import ct
 
     k = min(int(n), check["n_images"])
-    fig, axes = plt.subplots(1, k, figsize=(size * k, size * 1.15), squeeze=False)
-    for ax, i in zip(axes[0], range(k)):
+    if axes is None:
+        fig, grid = plt.subplots(1, k, figsize=(size * k, size * 1.15), squeeze=False)
+        axes = grid[0]
+    else:
+        axes = list(np.ravel(axes))
+        fig = axes[0].figure
+    for ax, i in zip(axes, range(k)):
         ax.imshow(ct.named_window(check["images"][i], "brain"), cmap="gray")
         ax.imshow(check["maps"][i], cmap="jet", alpha=0.35, vmin=0, vmax=1)
         ax.contour(check["masks"][i], levels=[0.5], colors="lime", linewidths=1)

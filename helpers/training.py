@@ -415,23 +415,37 @@ def save_classifier(model, folder, name: str, **info) -> Path:
 
     ``info`` says how to rebuild the model's inputs and which rows were held out (e.g. the
     data root, image size, CT windows and the test image ids), so a later notebook can reuse
-    the model on exactly the images it never trained on. Both files are written atomically.
+    the model on exactly the images it never trained on. Both files are written atomically,
+    and the JSON records the SHA-256 of the model file, so a model can never be paired with
+    another run's held-out ids (:func:`load_classifier` checks it).
     """
+    import hashlib
+
     from .io import atomic_path, write_json
 
     folder = Path(folder)
     with atomic_path(folder / f"{name}.keras", suffix=".keras") as tmp:
         model.save(tmp)
-    write_json(folder / f"{name}.json", info)
+        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    write_json(folder / f"{name}.json", {**info, "model_sha256": digest})
     return folder / f"{name}.keras"
 
 
 def load_classifier(folder, name: str):
-    """``(model, info)`` saved by :func:`save_classifier`, or ``None`` when it is not there."""
+    """``(model, info)`` saved by :func:`save_classifier`, or ``None`` when it is not there.
+
+    Raises ``ValueError`` when the model file is not the one the JSON describes (an
+    interrupted or mixed-up save), rather than pairing a model with the wrong held-out ids.
+    """
+    import hashlib
     import json
 
     folder = Path(folder)
-    if not ((folder / f"{name}.keras").is_file() and (folder / f"{name}.json").is_file()):
+    model_path, info_path = folder / f"{name}.keras", folder / f"{name}.json"
+    if not (model_path.is_file() and info_path.is_file()):
         return None
-    model = keras.saving.load_model(folder / f"{name}.keras", compile=False)
-    return model, json.loads((folder / f"{name}.json").read_text())
+    info = json.loads(info_path.read_text())
+    if info.pop("model_sha256", None) != hashlib.sha256(model_path.read_bytes()).hexdigest():
+        raise ValueError(f"{model_path} does not match {info_path.name} (saved by another run?); run the "
+                         "notebook that saves it again")
+    return keras.saving.load_model(model_path, compile=False), info

@@ -211,18 +211,44 @@ def test_feature_layer_of_a_resnet_is_the_last_block_output():
 def test_box_masks_cover_every_overlapped_pixel():
     import pandas as pd
 
-    boxes = pd.DataFrame({"row": [0, 0, 2], "clean_row0": [1.2, 5.0, 3.4], "clean_col0": [1.0, 5.0, 7.6],
-                          "clean_row1": [2.5, 6.0, 3.6], "clean_col1": [3.0, 7.5, 7.7]})
+    boxes = pd.DataFrame({"row": [0, 0, 2, 1, 1], "clean_row0": [1.2, 5.0, 3.4, -4.0, 9.0],
+                          "clean_col0": [1.0, 5.0, 7.6, 2.0, 2.0], "clean_row1": [2.5, 6.0, 3.6, -1.0, 12.0],
+                          "clean_col1": [3.0, 7.5, 7.7, 4.0, 4.0]})  # image 1: boxes above and below it
     masks = cam.box_masks(boxes, 3, (8, 8))
     assert masks.shape == (3, 8, 8) and masks.dtype == bool
     expected = np.zeros((8, 8), bool)
     expected[1:3, 1:3] = True      # rows 1.2-2.5 overlap pixels 1 and 2
     expected[5:6, 5:8] = True      # the second box, clipped to the image
     np.testing.assert_array_equal(masks[0], expected)
-    assert not masks[1].any()      # no box
+    assert not masks[1].any()      # its boxes lie outside the image
     assert masks[2].sum() == 1 and masks[2][3, 7]  # smaller than a pixel: still one pixel
 
 
 def test_head_ct_check_without_a_saved_model_says_so(tmp_path):
     check = cam.head_ct_check(tmp_path)
     assert check["status"].startswith("no saved head-CT model") and "04" in check["status"]
+
+
+def test_head_ct_check_scores_the_held_out_bleeds_against_their_boxes(tmp_path):
+    from helpers import datasets, rsna, training
+    from helpers.models.resnet import build_resnet
+
+    root = datasets.resolve("rsna", None, "smoke")
+    _, clean = rsna.load_clean(root, image_size=32)
+    positives = clean.loc[clean["any"] == 1, "image_id"].tolist()[:3]
+    negatives = clean.loc[clean["any"] == 0, "image_id"].tolist()[:2]
+    model = build_resnet((32, 32, 3), widths=(4, 8), blocks_per_stage=1)
+    training.save_classifier(model, tmp_path, "head_ct_cnn", data_root=str(root), image_size=32,
+                             windows=["brain", "subdural", "bone"], test_image_ids=positives + negatives)
+    check = cam.head_ct_check(tmp_path)
+    assert check["status"] == "ok"
+    assert check["image_ids"] == [i for i in clean["image_id"] if i in set(positives)]  # bleeds only, table order
+    assert check["maps"].shape == check["masks"].shape == (3, 32, 32) and check["prob"].shape == (3,)
+    for image_id, mask in zip(check["image_ids"], check["masks"]):
+        one = clean[clean["image_id"] == image_id].reset_index(drop=True)
+        np.testing.assert_array_equal(mask, cam.box_masks(rsna.lesion_boxes(root, one, 32), 1, (32, 32))[0])
+    assert 0 < check["random_pointing_rate"] <= check["random_head_pointing_rate"] < 1
+    assert check["pointing_rate"] == np.mean(check["pointing"])
+    # a model file that is not the one the record describes is refused, not silently paired with its ids
+    build_resnet((32, 32, 3), widths=(4, 8), blocks_per_stage=1, name="other").save(tmp_path / "head_ct_cnn.keras")
+    assert cam.head_ct_check(tmp_path)["status"].startswith("cannot use the saved head-CT model")

@@ -114,3 +114,19 @@ def test_recalibrate_batch_norm_sets_the_exact_statistics():
     gamma = np.asarray(model.get_layer("block1_conv1_bn").gamma)
     np.testing.assert_allclose(normed.reshape(-1, 4).mean(0), 0, atol=1e-3)
     np.testing.assert_allclose(normed.reshape(-1, 4).std(0), np.abs(gamma), rtol=1e-2)
+
+
+def test_train_classifier_recalibrates_on_the_training_volumes_only(monkeypatch):
+    seen = []
+    monkeypatch.setattr(cnn3d, "recalibrate_batch_norm", lambda model, x, batch_size=8: seen.append(x.copy()) or 0)
+    rng = np.random.default_rng(1)
+    vols = rng.normal(size=(12, 8, 8, 8)).astype(np.float32)
+    vols[8:] += 100.0  # test volumes are unmistakable
+    labels = np.where(np.arange(12) % 2, 1, -1)
+    run = cnn3d.train_classifier(vols, labels, np.arange(8), np.arange(8, 12), epochs=1, batch_size=4,
+                                 filters=(2,), dense=0, dropout=0)
+    assert len(seen) == 1 and seen[0].shape == (8, 8, 8, 8, 1) and seen[0].max() < 50
+    assert {"accuracy_running_bn", "auc_running_bn"} <= set(run)
+    no_recal = cnn3d.train_classifier(vols, labels, np.arange(8), np.arange(8, 12), epochs=1, batch_size=4,
+                                      filters=(2,), dense=0, dropout=0, recalibrate=False)
+    assert len(seen) == 1 and no_recal["accuracy"] == no_recal["accuracy_running_bn"]
