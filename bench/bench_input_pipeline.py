@@ -47,7 +47,7 @@ def main(argv=None) -> dict:
 
     root = datasets.resolve("rsna", args.data_dir, "smoke", args.seed)
     hu, table = rsna.load_clean(root, image_size=args.image_size)
-    x = np.round(ct.window_stack(hu) * 255).astype(np.uint8)
+    x = ct.window_stack_uint8(hu)
     y = table["any"].to_numpy()
     config = augment.AugmentConfig(flip_lr=0.5, rotation_deg=10.0, zoom=(0.9, 1.1), translate=0.05)
     aug = None if args.no_augment else (lambda ds: augment.augment_dataset(ds, config, args.seed, target="none"))

@@ -392,7 +392,7 @@ def head_ct_check(model_folder, name: str = "head_ct_cnn", layer_name: str | Non
     boxes = boxes.assign(row=np.searchsorted(with_box, boxes["row"].to_numpy()))
     rows = rows[with_box]
     images = hu[rows].astype(np.float32)
-    x = np.round(ct.window_stack(images, info["windows"]) * 255).astype(np.uint8).astype(np.float32) / 255
+    x = ct.window_stack_uint8(images, info["windows"]).astype(np.float32) / 255   # 04's input, scaled as make_dataset does
     maps = grad_cam(model, x, class_index=1, layer_name=layer_name, batch_size=batch_size)
     masks = box_masks(boxes, len(rows), images.shape[1:])
     head = images > -500
@@ -416,7 +416,7 @@ def plot_head_ct_check(check: dict, n: int = 6, size: float = 2.2, axes=None):
     """
     import matplotlib.pyplot as plt
 
-    from . import ct
+    from . import ct, plotting
 
     k = min(int(n), check["n_images"])
     if axes is None:
@@ -426,13 +426,10 @@ def plot_head_ct_check(check: dict, n: int = 6, size: float = 2.2, axes=None):
         axes = list(np.ravel(axes))
         fig = axes[0].figure
     for ax, i in zip(axes, range(k)):
-        ax.imshow(ct.named_window(check["images"][i], "brain"), cmap="gray")
-        ax.imshow(check["maps"][i], cmap="jet", alpha=0.35, vmin=0, vmax=1)
-        ax.contour(check["masks"][i], levels=[0.5], colors="lime", linewidths=1)
         peak = np.unravel_index(int(np.argmax(check["maps"][i])), check["maps"][i].shape)
-        ax.plot(peak[1], peak[0], "w+", ms=9, mew=2)
-        ax.set_title(f"p={check['prob'][i]:.2f} {'hit' if check['pointing'][i] else 'miss'}", fontsize=9)
-        ax.axis("off")
+        plotting.overlay(ct.named_window(check["images"][i], "brain"), mask=check["masks"][i],
+                         heatmap=check["maps"][i], points=np.array(peak), ax=ax, mask_color="lime", alpha=0.35,
+                         title=f"p={check['prob'][i]:.2f} {'hit' if check['pointing'][i] else 'miss'}")
     fig.tight_layout()
     return fig
 

@@ -56,6 +56,15 @@ def window_stack(hu: np.ndarray, names: Sequence[str] = ("brain", "subdural", "b
     return np.stack([named_window(hu, n) for n in names], axis=-1)
 
 
+def window_stack_uint8(hu: np.ndarray, names: Sequence[str] = ("brain", "subdural", "bone")) -> np.ndarray:
+    """:func:`window_stack` rounded to ``uint8`` (0–255): a quarter of float32's memory.
+
+    The network input of notebook 04; :func:`helpers.training.make_dataset` scales ``uint8``
+    back to [0, 1]. Anything that feeds the same network (08's Grad-CAM) builds it here too.
+    """
+    return np.round(window_stack(hu, names) * 255).astype(np.uint8)
+
+
 def freqhist_bins(values: np.ndarray, n_bins: int = 100) -> np.ndarray:
     """Bin edges that split ``values`` into bins of (roughly) equal counts.
 

@@ -32,6 +32,9 @@ def test_window_stack_shape_and_channel_order():
     np.testing.assert_allclose(stack[..., 0], ct.window(hu, 40, 80))
     np.testing.assert_allclose(stack[..., 2], ct.window(hu, 600, 2800))
     assert stack.min() >= 0 and stack.max() <= 1
+    quantised = ct.window_stack_uint8(hu, ("brain", "subdural", "bone"))
+    assert quantised.dtype == np.uint8 and quantised.shape == stack.shape
+    assert np.abs(quantised / 255.0 - stack).max() <= 0.5 / 255 + 1e-7  # rounded, not truncated
 
 
 def test_freqhist_bins_equal_counts_and_unique_edges():
