@@ -279,6 +279,19 @@ def augment_dataset(dataset, config: AugmentConfig = AugmentConfig(), seed: int 
 
 
 # --------------------------------------------------------------------------- checks and figures
+def dot_image(shape, centre, sigma: float = 1.5) -> np.ndarray:
+    """A Gaussian dot (``sigma`` px) at ``centre`` (row, col, sub-pixel) on a ``shape`` image, peak 1."""
+    rr, cc = np.mgrid[:shape[0], :shape[1]]
+    return np.exp(-((rr - centre[0]) ** 2 + (cc - centre[1]) ** 2) / (2 * sigma**2)).astype(np.float32)
+
+
+def dot_centre(image: np.ndarray) -> np.ndarray:
+    """Where the bright dot is (row, col, sub-pixel): intensity-weighted centroid of pixels > 30 % of the max."""
+    weights = np.where(image > 0.3 * image.max(), image, 0)
+    rr, cc = np.mgrid[:image.shape[0], :image.shape[1]]
+    return np.array([(rr * weights).sum(), (cc * weights).sum()]) / weights.sum()
+
+
 def dot_test(config: AugmentConfig = AugmentConfig(), n_draws: int = 100, shape=(96, 80), sigma: float = 1.5,
              seed: int = 0) -> dict:
     """The bright-dot check: does a transformed keypoint land on the transformed anatomy?
@@ -289,17 +302,14 @@ def dot_test(config: AugmentConfig = AugmentConfig(), n_draws: int = 100, shape=
     skipped. Returns ``{"max_error_px", "median_error_px", "n_draws"}``.
     """
     rng = np.random.default_rng(seed)
-    rr, cc = np.mgrid[:shape[0], :shape[1]]
+    geometric = replace_photometric(config)
     errors = []
     for _ in range(n_draws):
         point = rng.uniform(0.3, 0.7, 2) * np.array(shape)
-        image = np.exp(-((rr - point[0]) ** 2 + (cc - point[1]) ** 2) / (2 * sigma**2)).astype(np.float32)
-        res = augment(image, keypoints=point, rng=rng, config=replace_photometric(config))
+        res = augment(dot_image(shape, point, sigma), keypoints=point, rng=rng, config=geometric)
         if res.image.max() < 0.5 or not (np.all(res.keypoints >= 3) and np.all(res.keypoints <= np.array(shape) - 4)):
             continue
-        weights = np.where(res.image > 0.3 * res.image.max(), res.image, 0)
-        found = np.array([(rr * weights).sum(), (cc * weights).sum()]) / weights.sum()
-        errors.append(float(np.linalg.norm(found - res.keypoints)))
+        errors.append(float(np.linalg.norm(dot_centre(res.image) - res.keypoints)))
     errors = np.array(errors)
     return {"max_error_px": float(errors.max()), "median_error_px": float(np.median(errors)),
             "n_draws": int(len(errors))}

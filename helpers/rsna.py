@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from . import cache, datasets, dicom, paths
-from .ct import window
+from .ct import named_window
 
 SUBTYPES = ("epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural")
 LABELS = SUBTYPES + ("any",)
@@ -180,7 +180,7 @@ def head_mask(hu: np.ndarray, sigma: float | None = None, threshold: float = 0.0
 
     hu = np.asarray(hu, np.float32)
     sigma = max(hu.shape) / 100.0 if sigma is None else sigma
-    blurred = ndimage.gaussian_filter(window(hu, 40.0, 80.0), sigma)
+    blurred = ndimage.gaussian_filter(named_window(hu, "brain"), sigma)
     mask = blurred > threshold
     labels, n = ndimage.label(mask)
     if n == 0:
@@ -297,7 +297,7 @@ def _build(root: Path, image_size: int, n_jobs: int, index: pd.DataFrame) -> tup
     table = join_labels(index, labels)
     readable = table.index[table["error"].isna()].tolist()
     files = table.loc[readable, "path"].tolist()
-    workers = max(1, int(joblib.effective_n_jobs(n_jobs)))
+    workers = dicom._workers(n_jobs)
     size = max(8, int(np.ceil(len(files) / (workers * 4)))) if files else 1
     batches = [files[i:i + size] for i in range(0, len(files), size)]
     if workers == 1 or len(batches) <= 1:

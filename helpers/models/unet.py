@@ -9,8 +9,6 @@ Input sides must be divisible by ``2 ** depth``.
 """
 from __future__ import annotations
 
-import time
-
 import helpers  # noqa: F401  (TF logging variables before keras is imported)
 import keras
 from keras import layers, ops
@@ -95,20 +93,6 @@ def bce_dice_loss(y_true, y_pred):
 
 
 LOSSES = {"dice": dice_loss, "bce_dice": bce_dice_loss}
-
-
-class Throughput(keras.callbacks.Callback):
-    """Records training images per second of each epoch (``self.rates``)."""
-
-    def __init__(self, n_images: int):
-        super().__init__()
-        self.n_images, self.rates = int(n_images), []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.rates.append(self.n_images / max(time.perf_counter() - self._start, 1e-9))
 
 
 def training_callbacks(checkpoint_path, patience: int = 5, monitor: str = "val_loss") -> list:

@@ -7,35 +7,23 @@ from helpers import augment as aug
 STRONG = aug.AugmentConfig(flip_lr=0.5, flip_ud=0.5, rotation_deg=180, zoom=(0.8, 1.25), translate=0.1)
 
 
-def _dot_image(shape, centre, sigma=1.5):
-    rr, cc = np.mgrid[:shape[0], :shape[1]]
-    return np.exp(-((rr - centre[0]) ** 2 + (cc - centre[1]) ** 2) / (2 * sigma**2)).astype(np.float32)
-
-
-def _peak(image):
-    """Sub-pixel location of the bright dot: intensity-weighted centroid of its top pixels."""
-    weights = np.where(image > 0.3 * image.max(), image, 0)
-    rr, cc = np.mgrid[:image.shape[0], :image.shape[1]]
-    return np.array([(rr * weights).sum(), (cc * weights).sum()]) / weights.sum()
-
-
 @pytest.mark.parametrize("shape", [(64, 48), (40, 72), (57, 57)])
 def test_keypoint_lands_on_the_transformed_dot(shape):
     rng = np.random.default_rng(0)
     for draw in range(40):
         centre = rng.uniform(0.35, 0.65, 2) * np.array(shape)
-        image = _dot_image(shape, centre)
+        image = aug.dot_image(shape, centre)
         res = aug.augment(image, keypoints=centre, rng=draw, config=STRONG)
-        assert np.linalg.norm(_peak(res.image) - res.keypoints) < 1.0, res.params
+        assert np.linalg.norm(aug.dot_centre(res.image) - res.keypoints) < 1.0, res.params
 
 
 def test_each_geometric_transform_alone_moves_the_keypoint_with_the_dot():
     shape, centre = (50, 70), np.array([18.0, 25.0])
-    image = _dot_image(shape, centre)
+    image = aug.dot_image(shape, centre)
     for params in ({"flip_lr": True}, {"flip_ud": True}, {"rotation_deg": 90.0}, {"rotation_deg": -33.0},
                    {"zoom": 1.3}, {"translate": (0.1, -0.07)}):
         res = aug.augment(image, keypoints=centre, params=params)
-        assert np.linalg.norm(_peak(res.image) - res.keypoints) < 1.0, params
+        assert np.linalg.norm(aug.dot_centre(res.image) - res.keypoints) < 1.0, params
     flipped = aug.augment(image, keypoints=centre, params={"flip_lr": True}).keypoints
     np.testing.assert_allclose(flipped, [18.0, 70 - 1 - 25.0])
 
@@ -121,7 +109,7 @@ def test_augment_dataset_is_reproducible_and_rerandomises_each_epoch():
 
 
 def test_photometric_changes_never_move_masks_or_keypoints():
-    image = _dot_image((40, 50), (15.0, 20.0))
+    image = aug.dot_image((40, 50), (15.0, 20.0))
     mask = (image > 0.5).astype(np.uint8)
     plain = aug.AugmentConfig(rotation_deg=30, flip_ud=0.5)
     photo = aug.replace_photometric(plain, blur_sigma=1.5, brightness=0.3, contrast=0.3)
@@ -130,7 +118,7 @@ def test_photometric_changes_never_move_masks_or_keypoints():
         b = aug.augment(image, mask=mask, keypoints=[15.0, 20.0], rng=draw, config=photo)
         np.testing.assert_array_equal(a.mask, b.mask)
         np.testing.assert_array_equal(a.keypoints, b.keypoints)
-        assert np.linalg.norm(_peak(b.image - b.image.min()) - b.keypoints) < 1.0   # a blurred dot stays put
+        assert np.linalg.norm(aug.dot_centre(b.image - b.image.min()) - b.keypoints) < 1.0   # a blurred dot stays put
 
 
 def test_ct_fill_is_air_and_brightness_moves_hu():
@@ -155,7 +143,7 @@ def test_dot_test_and_mask_keypoint_offsets_helpers():
 
 
 def test_figures_have_one_panel_per_transform():
-    images = [_dot_image((30, 30), (10.0, 12.0))] * 2
+    images = [aug.dot_image((30, 30), (10.0, 12.0))] * 2
     fig = aug.before_after(images, {"lr": {"flip_lr": True}, "rot": {"rotation_deg": 10.0}})
     assert len(fig.axes) == 2 * 3
     fig = aug.plot_draws(images[0], (images[0] > 0.5).astype(np.uint8), [10.0, 12.0], STRONG, n_draws=3)

@@ -8,17 +8,6 @@ from helpers import augment as aug
 from helpers import keypoints
 
 
-def _dot(shape, centre, sigma=2.0):
-    rr, cc = np.mgrid[:shape[0], :shape[1]]
-    return np.exp(-((rr - centre[0]) ** 2 + (cc - centre[1]) ** 2) / (2 * sigma**2)).astype(np.float32)
-
-
-def _peak(image):
-    w = np.where(image > 0.3 * image.max(), image, 0)
-    rr, cc = np.mgrid[:image.shape[0], :image.shape[1]]
-    return np.array([(rr * w).sum(), (cc * w).sum()]) / w.sum()
-
-
 def test_targets_span_the_image_edges_and_round_trip():
     shape = (256, 192)
     np.testing.assert_allclose(keypoints.to_target([[-0.5, -0.5], [255.5, 191.5]], shape), [[-1, -1], [1, 1]])
@@ -31,11 +20,11 @@ def test_targets_span_the_image_edges_and_round_trip():
 @pytest.mark.parametrize("shape", [(256, 192), (176, 208)])
 def test_resized_input_keeps_the_dot_where_the_target_says(shape):
     centre = np.array([0.41 * shape[0], 0.63 * shape[1]])
-    stack = np.stack([_dot(shape, centre, 4.0) * 1000 + 50] * 10)
+    stack = np.stack([aug.dot_image(shape, centre, 4.0) * 1000 + 50] * 10)
     x = keypoints.series_channels(stack, 64, motion_offset=3)
     assert x.shape == (10, 64, 64, 2) and x.dtype == np.float32
     expected = keypoints.to_input_px(keypoints.to_target(centre, shape), 64)
-    assert np.linalg.norm(_peak(x[0, ..., 0] - x[0, ..., 0].min()) - expected) < 0.5
+    assert np.linalg.norm(aug.dot_centre(x[0, ..., 0] - x[0, ..., 0].min()) - expected) < 0.5
     np.testing.assert_allclose(x[..., 1], 0, atol=1e-6)        # nothing moves: no motion signal
 
 
@@ -85,12 +74,12 @@ def test_split_cases_is_by_case_disjoint_complete_and_seeded():
 def test_train_dataset_moves_targets_with_the_dot():
     shape = (48, 48)
     centres = np.array([[15.0, 30.0], [30.0, 12.0], [24.0, 24.0], [10.0, 10.0]])
-    x = np.stack([np.stack([_dot(shape, c)] * 2, -1) for c in centres])
+    x = np.stack([np.stack([aug.dot_image(shape, c, 2.0)] * 2, -1) for c in centres])
     y = keypoints.from_input_px(centres, 48)
     config = aug.AugmentConfig(flip_lr=0.5, flip_ud=0.5, rotation_deg=30, zoom=(0.9, 1.1), translate=0.05)
     for xb, yb in keypoints.train_dataset(x, y, batch_size=4, seed=1, config=config).take(2):
         for image, target in zip(xb.numpy(), yb.numpy()):
-            assert np.linalg.norm(_peak(image[..., 0]) - keypoints.to_input_px(target, 48)) < 1.0
+            assert np.linalg.norm(aug.dot_centre(image[..., 0]) - keypoints.to_input_px(target, 48)) < 1.0
 
 
 def _fake_data(tmp_path):
@@ -131,19 +120,19 @@ def test_crop_physical_covers_the_same_anatomy_at_any_pixel_spacing():
     for spacing in (1.0, 2.0):
         centre_mm = np.array([60.0, 70.0])
         shape = (int(160 / spacing), int(150 / spacing))
-        image = _dot(shape, centre_mm / spacing, 6.0 / spacing)           # a 6 mm blob
+        image = aug.dot_image(shape, centre_mm / spacing, 6.0 / spacing)           # a 6 mm blob
         crops.append(keypoints.crop_physical(image, centre_mm / spacing + [10 / spacing, 0], (spacing, spacing),
                                              size_mm=60, out_px=60))
     for crop in crops:
         assert crop.shape == (60, 60)
-        np.testing.assert_allclose(_peak(crop), [19.5, 29.5], atol=0.6)     # 10 mm above the crop centre
+        np.testing.assert_allclose(aug.dot_centre(crop), [19.5, 29.5], atol=0.6)     # 10 mm above the crop centre
     assert np.abs(crops[0] - crops[1]).max() < 0.1
     edge = keypoints.crop_physical(np.ones((20, 20)), (0, 0), (1, 1), size_mm=20, out_px=20)
     assert edge[:5, :5].max() == 0 and edge[-5:, -5:].min() == 1          # outside the image is 0
 
 
 def test_cycle_gif_has_one_frame_per_time_point(tmp_path):
-    stack = np.stack([_dot((80, 60), (30 + t, 30), 5) for t in range(6)])
+    stack = np.stack([aug.dot_image((80, 60), (30 + t, 30), 5) for t in range(6)])
     points = np.array([[30.0 + t, 30.0] for t in range(6)])
     truth = points.copy()
     truth[2] = np.nan
