@@ -135,8 +135,10 @@ def best_model_on_split(X_train: np.ndarray, y_train: np.ndarray, X_test: np.nda
     label as positive), ``params`` (its tuned hyper-parameters) and ``inner_scores``
     ``{model: inner CV accuracy}``. ``X`` rows are subjects (flattened volumes).
     """
-    from sklearn.metrics import accuracy_score, roc_auc_score
+    from sklearn.metrics import accuracy_score
     from sklearn.model_selection import GridSearchCV
+
+    from . import evaluation
 
     models = models or pipelines(seed)
     searches = {}
@@ -145,7 +147,7 @@ def best_model_on_split(X_train: np.ndarray, y_train: np.ndarray, X_test: np.nda
                                       n_jobs=n_jobs).fit(X_train, y_train)
     name = max(searches, key=lambda n: searches[n].best_score_)
     best = searches[name]
-    auc = roc_auc_score(y_test == max(y_train), _scores(best, X_test)) if len(set(y_test)) > 1 else float("nan")
+    auc = evaluation.auc(y_test == max(y_train), _scores(best, X_test))
     return {"name": name, "accuracy": float(accuracy_score(y_test, best.predict(X_test))), "auc": float(auc),
             "params": {k.split("__", 1)[1]: v for k, v in best.best_params_.items()},
             "inner_scores": {n: float(s.best_score_) for n, s in searches.items()}}

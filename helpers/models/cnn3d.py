@@ -244,7 +244,7 @@ def train_classifier(volumes: np.ndarray, labels, train_idx, test_idx, epochs: i
     """
     import time
 
-    from sklearn.metrics import roc_auc_score
+    from ..evaluation import binary_report
 
     keras.utils.set_random_seed(seed)
     x = np.asarray(volumes, dtype=np.float32)[..., None]
@@ -255,18 +255,12 @@ def train_classifier(volumes: np.ndarray, labels, train_idx, test_idx, epochs: i
     start = time.perf_counter()
     history = model.fit(x[train_idx], y[train_idx], epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
     seconds = time.perf_counter() - start
-    truth = y[test_idx]
-
-    def scores(prob):
-        auc = float(roc_auc_score(truth, prob)) if len(set(truth)) > 1 else float("nan")
-        return float(np.mean((prob >= 0.5) == truth)), auc
-
     before = model.predict(x[test_idx], batch_size=batch_size, verbose=0)[:, 0]
     if recalibrate:
         recalibrate_batch_norm(model, x[train_idx], batch_size)
     prob = model.predict(x[test_idx], batch_size=batch_size, verbose=0)[:, 0] if recalibrate else before
-    accuracy, auc = scores(prob)
-    accuracy_before, auc_before = scores(before)
-    return {"model": model, "history": history.history, "test_prob": prob, "accuracy": accuracy, "auc": auc,
-            "accuracy_running_bn": accuracy_before, "auc_running_bn": auc_before,
+    report, running = binary_report(y[test_idx], prob), binary_report(y[test_idx], before)
+    return {"model": model, "history": history.history, "test_prob": prob,
+            "accuracy": report["accuracy"], "auc": report["auc"],
+            "accuracy_running_bn": running["accuracy"], "auc_running_bn": running["auc"],
             "params": param_count(model), "seconds": seconds}
