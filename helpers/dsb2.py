@@ -250,11 +250,15 @@ def load_series(frames: pd.DataFrame, root: str | os.PathLike | None = None) -> 
     """Stack the frames of ONE series (rows of :func:`index_frames`) in cycle order: ``(T, H, W)`` float32.
 
     ``frames`` must be usable rows of a single ``(case, series_id)``; paths are read from
-    ``abs_path`` (or ``root / path`` when ``root`` is given).
+    ``abs_path`` (or ``root / path`` when ``root`` is given). Raises ``ValueError`` for an
+    unreadable frame or frames of different sizes.
     """
     frames = frames.sort_values("frame")
     paths = frames["abs_path"] if root is None else [Path(root) / p for p in frames["path"]]
-    return np.stack([read_frame(p) for p in paths])
+    stack = [read_frame(p) for p in paths]
+    if len({s.shape for s in stack}) > 1:
+        raise ValueError("frames of different sizes")
+    return np.stack(stack)
 
 
 def load_series_masks(frames: pd.DataFrame, root: str | os.PathLike) -> np.ndarray:

@@ -48,7 +48,6 @@ from . import cache, datasets, nifti
 
 #: Default common voxel size (mm) before cropping: MNI152's standard 2 mm grid.
 VOXEL_SIZE_MM = 2.0
-STATUSES = ("ok", "unlabelled", "unreadable")
 CACHE_VERSION = 1
 
 

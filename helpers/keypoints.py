@@ -59,13 +59,13 @@ def to_native(target, shape) -> np.ndarray:
 
 
 def to_input_px(target, image_size: int) -> np.ndarray:
-    """Targets → pixel coordinates on the ``image_size × image_size`` network input."""
-    return (np.asarray(target, float) + 1.0) * image_size / 2.0 - 0.5
+    """Targets → pixel coordinates on the ``image_size × image_size`` network input (:func:`to_native`)."""
+    return to_native(target, image_size)
 
 
 def from_input_px(rc, image_size: int) -> np.ndarray:
-    """Pixel coordinates on the network input → targets."""
-    return 2.0 * (np.asarray(rc, float) + 0.5) / image_size - 1.0
+    """Pixel coordinates on the network input → targets (:func:`to_target`)."""
+    return to_target(rc, image_size)
 
 
 # --------------------------------------------------------------------------- data
@@ -125,19 +125,16 @@ def build_inputs(frames: pd.DataFrame, root: str | os.PathLike, image_size: int 
                             labels=int(pd.util.hash_pandas_object(frames[["path", "lv_row", "lv_col", "mask_path"]],
                                                                     index=False).sum()))
     path = cache.cache_dir(root, "dsb2") / f"keypoint-inputs-{key}.npz"
-    return cache.cached_arrays(path, lambda: _build(frames, root, image_size, motion_offset))
+    return cache.cached_arrays(path, lambda: _build(frames, image_size, motion_offset))
 
 
-def _build(frames: pd.DataFrame, root: Path, image_size: int, motion_offset: int) -> dict:
+def _build(frames: pd.DataFrame, image_size: int, motion_offset: int) -> dict:
     xs, kept, skipped = [], [], []
     for _, series in frames.groupby(["case", "series_id"], sort=False):
         try:
             stack = dsb2.load_series(series)
-        except ValueError as err:           # an unreadable frame: skip the series, say why
+        except ValueError as err:           # an unreadable frame or frames of different sizes: skip, say why
             skipped.append(f"{series['path'].iloc[0]}: {err}")
-            continue
-        if len({tuple(s.shape) for s in stack}) != 1:
-            skipped.append(f"{series['path'].iloc[0]}: frames of different sizes")
             continue
         xs.append(series_channels(stack, image_size, motion_offset).astype(np.float16))
         kept.append(series)

@@ -105,7 +105,7 @@ def join_annotations(series: pd.DataFrame, annotations: pd.DataFrame) -> pd.Data
             continue
         s = by_uid.loc[row.seriesuid]
         subset.append(s["subset"])
-        if s["error"] is not None and not (isinstance(s["error"], float) and np.isnan(s["error"])):
+        if pd.notna(s["error"]):
             voxels.append([np.nan] * 3), status.append("series unreadable")
             continue
         zyx = metaimage.world_to_voxel([row.coordX, row.coordY, row.coordZ], s["origin"], s["spacing"],

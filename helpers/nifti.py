@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-EXTENSIONS = (".nii", ".nii.gz")
+EXTENSIONS = (".nii.gz", ".nii")  # longest first, so stem() strips the whole suffix
 
 
 class NiftiReadError(ValueError):
@@ -34,14 +34,13 @@ class NiftiReadError(ValueError):
 
 def is_nifti(path: str | os.PathLike) -> bool:
     """True for names ending in ``.nii`` or ``.nii.gz`` (case-insensitive)."""
-    name = Path(path).name.lower()
-    return name.endswith(".nii") or name.endswith(".nii.gz")
+    return Path(path).name.lower().endswith(EXTENSIONS)
 
 
 def stem(path: str | os.PathLike) -> str:
     """The file name without ``.nii`` / ``.nii.gz`` (the subject ID in the HCP layout)."""
     name = Path(path).name
-    for ext in (".nii.gz", ".nii"):
+    for ext in EXTENSIONS:
         if name.lower().endswith(ext):
             return name[: -len(ext)]
     return Path(path).stem

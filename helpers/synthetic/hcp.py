@@ -31,7 +31,6 @@ so no metadata predicts the label. Array and affine always describe the same ana
 from __future__ import annotations
 
 import csv
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -290,13 +289,3 @@ def generate(out: Path, size: str = "smoke", seed: int = 0) -> dict:
         "template": "MNI152 2009a symmetric T1 + GM map from nilearn's package data",
     }
 
-
-if __name__ == "__main__":  # pragma: no cover - quick manual check
-    import sys
-    import tempfile
-    import time
-
-    start = time.perf_counter()
-    truth = generate(Path(tempfile.mkdtemp()), sys.argv[1] if len(sys.argv) > 1 else "smoke")
-    print({k: v for k, v in truth.items() if k.startswith("n_")}, f"{time.perf_counter() - start:.1f} s",
-          os.getpid())
