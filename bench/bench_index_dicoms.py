@@ -37,9 +37,9 @@ from helpers import dicom  # noqa: E402
 
 def write_files(folder: Path, n: int, seed: int = 0) -> None:
     """``n`` RSNA-like CT slices: ID_<hex>.dcm, 512x512 int16, ~40 series of slices."""
-    import pydicom
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import CTImageStorage, generate_uid
+
+    from helpers.synthetic import image_header
 
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[-256:256, -256:256]
@@ -51,30 +51,14 @@ def write_files(folder: Path, n: int, seed: int = 0) -> None:
     for i in range(n):
         study, serie, patient = series[i % len(series)]
         name = f"ID_{rng.integers(16**9):09x}"
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = FileDataset(str(folder / f"{name}.dcm"), {}, file_meta=meta, preamble=b"\0" * 128)
-        ds.SOPClassUID = CTImageStorage
-        ds.SOPInstanceUID = name
-        ds.Modality = "CT"
-        ds.PatientID = patient
-        ds.StudyInstanceUID = study
-        ds.SeriesInstanceUID = serie
+        ds = image_header(CTImageStorage, "CT", patient, study, serie, 512, 512, 16, 1)
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = name
         ds.SeriesNumber = 1
         ds.InstanceNumber = i // len(series) + 1
         ds.ImagePositionPatient = [-125.0, -125.0, float(5 * (i // len(series)))]
         ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
         ds.PixelSpacing = [0.48828125, 0.48828125]
         ds.SliceThickness = 5.0
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.Rows = ds.Columns = 512
-        ds.BitsAllocated = 16
-        ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 1
         ds.RescaleIntercept = -1024 if i % 3 else 0
         ds.RescaleSlope = 1
         ds.WindowCenter = [40, 40] if i % 2 else 40

@@ -24,6 +24,37 @@ SIZES = ("smoke", "full")
 GROUND_TRUTH = "ground_truth.json"
 
 
+def image_header(sop_class_uid: str, modality: str, patient_id: str, study_uid: str, series_uid: str,
+                 rows: int, cols: int, bits_stored: int, pixel_representation: int):
+    """The DICOM header every generated (and benchmark) image shares: a ``pydicom.Dataset``.
+
+    File meta (SOP class, explicit VR little endian), SOP class, modality, patient, study
+    and series UIDs, and a single-channel MONOCHROME2 16-bit pixel description. Callers add
+    their modality's own tags and, per instance, the SOP instance UID and ``PixelData``.
+    pydicom writes elements in tag order, so where a tag is set does not change the file.
+    """
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = sop_class_uid
+    ds.Modality = modality
+    ds.PatientID = patient_id
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = int(rows), int(cols)
+    ds.BitsAllocated, ds.BitsStored = 16, int(bits_stored)
+    ds.HighBit, ds.PixelRepresentation = int(bits_stored) - 1, int(pixel_representation)
+    return ds
+
+
 def is_complete(root: str | os.PathLike) -> bool:
     """True when ``root`` holds a finished synthetic dataset (its ground truth is written last)."""
     return (Path(root) / GROUND_TRUTH).is_file()

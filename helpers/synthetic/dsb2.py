@@ -30,8 +30,9 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from PIL import Image
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage
+from pydicom.uid import MRImageStorage
+
+from . import image_header
 
 SIZES = {
     # n_cases, frames per slice, slices per case (min, max)
@@ -143,16 +144,8 @@ def _frame(d: dict, static: np.ndarray, rr, cc, level: float, t: float, noise_po
 def _series_template(d: dict, shape, series_uid: str, study_uid: str, series_number: int, location: float,
                      position, orientation, acq_time: str, description: str) -> pydicom.Dataset:
     """The header shared by every frame of one series (per-frame tags set in :func:`_write_frame`)."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MRImageStorage
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = pydicom.Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = MRImageStorage
-    ds.Modality = "MR"
-    ds.PatientID = f"DSB2-{int(d['case']):04d}"
-    ds.StudyInstanceUID = study_uid
-    ds.SeriesInstanceUID = series_uid
+    ds = image_header(MRImageStorage, "MR", f"DSB2-{int(d['case']):04d}", study_uid, series_uid, shape[0], shape[1],
+                      12, 0)
     ds.SeriesNumber = series_number
     ds.SeriesDescription = description
     ds.AcquisitionTime = acq_time
@@ -161,10 +154,6 @@ def _series_template(d: dict, shape, series_uid: str, study_uid: str, series_num
     ds.PixelSpacing = [round(d["spacing"], 6), round(d["spacing"], 6)]
     ds.ImagePositionPatient = [round(float(v), 4) for v in position]
     ds.ImageOrientationPatient = [round(float(v), 6) for v in orientation]
-    ds.Rows, ds.Columns = int(shape[0]), int(shape[1])
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
     return ds
 
 

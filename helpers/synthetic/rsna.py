@@ -42,8 +42,9 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
+from pydicom.uid import CTImageStorage
+
+from . import image_header
 
 SUBTYPES = ("epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural")
 LABELS = SUBTYPES + ("any",)
@@ -227,23 +228,10 @@ def _hex(rng, n: int, used: set) -> str:
 
 def _template(group: str, window: int, n: int, sp: float, pid: str, study: str, series: str, rng) -> pydicom.Dataset:
     bits, rep, intercept = GROUPS[group]
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = pydicom.Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = CTImageStorage
-    ds.Modality = "CT"
-    ds.PatientID = pid
-    ds.StudyInstanceUID = study
-    ds.SeriesInstanceUID = series
+    ds = image_header(CTImageStorage, "CT", pid, study, series, n, n, bits, rep)
     ds.StudyID = ""
     ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows = ds.Columns = n
     ds.PixelSpacing = [f"{sp:.6f}", f"{sp:.6f}"]
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, bits, bits - 1, rep
     if group == "defect":
         intercept = float(rng.choice([0.0, 1.0, -50.0]))
     ds.RescaleIntercept = f"{intercept:g}"
