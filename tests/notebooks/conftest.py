@@ -53,7 +53,8 @@ def _variant_dataset(name: str, seed: int = 1):
     from helpers import synthetic
 
     root = paths.data_root() / "synthetic" / "test-variants" / f"{name}-seed{seed}"
-    return root, synthetic.generate(name, root, "smoke", seed=seed)
+    synthetic.generate(name, root, "smoke", seed=seed)
+    return root, synthetic.load_ground_truth(root)   # as written to disk, whether new or reused
 
 
 @pytest.fixture(scope="session")

@@ -23,8 +23,7 @@ def test_01_counts_equal_the_ground_truth(run_notebook):
 
 def test_01_runs_unchanged_on_another_dataset(run_notebook, variant_dataset):
     """Another seed: other image size, patients, groups, window tags and broken files."""
-    root, _ = variant_dataset("rsna")
-    truth = synthetic.load_ground_truth(root)
+    root, truth = variant_dataset("rsna")
     assert truth["image_size"] != _truth()["image_size"]
     metrics = run_notebook("01_data_cleaning", variant="seed1", data_dir=str(root))["metrics"]
     assert metrics["n_files"] == truth["n_files"] and metrics["n_unreadable"] == truth["n_broken"]

@@ -37,8 +37,7 @@ def test_06_counts_match_ground_truth(run_notebook):
 
 @pytest.mark.notebook
 def test_06_runs_unchanged_on_another_luna16_folder(run_notebook, variant_dataset):
-    root, _ = variant_dataset("luna16")
-    truth = synthetic.load_ground_truth(root)
+    root, truth = variant_dataset("luna16")
     assert truth["series_without_nodules"]
     record = run_notebook(STEM, variant="seed1", data_dir=str(root))
     m = record["metrics"]

@@ -1,9 +1,10 @@
 """Notebook 07 (keypoint CNN on cardiac cine MRI), smoke profile: issue 8's thresholds and counts."""
 import math
+from pathlib import Path
 
 import pytest
 
-from helpers import datasets, paths, synthetic
+from helpers import datasets, synthetic
 
 STEM = "07_keypoint_cnn"
 
@@ -19,8 +20,7 @@ def test_07_finds_the_left_ventricle(run_notebook):
     assert 0 < m["median_error_px"] <= m["p95_error_px"] and m["median_error_mm"] > m["median_error_px"]
     for key in ("image_only_median_error_px", "image_only_inside_lv_rate"):     # the ablation was run
         assert math.isfinite(m[key])
-    out = paths.runs_root() / "smoke" / STEM
-    assert (out / "lv_cycle.gif").stat().st_size > 1000
+    assert (Path(record["output_dir"]) / "lv_cycle.gif").stat().st_size > 1000
 
 
 @pytest.mark.notebook
