@@ -1,7 +1,9 @@
 """Evaluating a binary classifier: AUC, accuracy against the class prior, ROC, confusion matrix,
 and the most confident mistakes.
 
-Numbers come from plain functions (``binary_report``, ``confusion``, ``most_confident_mistakes``);
+Numbers come from plain functions (``binary_report``, ``confusion``, ``most_confident_mistakes``)
+and every headline number gets a 95 % interval from ``bootstrap_ci``, which resamples the
+held-out *units* (patients, series, cases, subjects), never the rows inside them;
 every plot function takes ``ax=`` (or ``axes=``) and returns the matplotlib Figure, so a
 notebook can compose them. ``y_true`` holds 0/1 labels and ``y_score`` a score that grows
 with the positive class (a probability from a sigmoid, or any real score).
@@ -71,6 +73,71 @@ def most_confident_mistakes(y_true, y_score, k: int = 8, threshold: float = 0.5)
     wrong = np.flatnonzero((y_score >= threshold).astype(int) != y_true)
     order = np.argsort(-np.abs(y_score[wrong] - threshold), kind="stable")
     return wrong[order[:k]]
+
+
+# ----------------------------------------------------------------------------- intervals
+def bootstrap_ci(metric, groups, *arrays, n_boot: int = 1000, level: float = 0.95, seed: int = 0):
+    """Percentile bootstrap interval of ``metric(*arrays)``, resampling whole ``groups``.
+
+    ``groups`` names the held-out unit of each row (patient, series, case, subject); each
+    replicate draws as many units as there are, with replacement, and keeps *all* rows of
+    every drawn unit (a unit drawn twice counts twice). Rows of one patient are correlated,
+    so resampling rows would give intervals that are too narrow. ``arrays`` are row-aligned
+    (labels, scores, per-row statistics ...); ``metric`` receives them subset in the same
+    order. Replicates where the metric is undefined (``nan``, e.g. an AUC drawn with one
+    class only) are dropped. Returns ``[low, high]``, or ``None`` with fewer than two units
+    or fewer than half the replicates defined.
+
+    >>> bootstrap_ci(np.mean, ["a", "a", "b", "b"], np.array([0., 0., 1., 1.]))
+    [0.0, 1.0]
+    """
+    groups = np.asarray(groups)
+    arrays = [np.asarray(a) for a in arrays]
+    if any(len(a) != len(groups) for a in arrays):
+        raise ValueError(f"{len(groups)} group labels but arrays of lengths {[len(a) for a in arrays]}")
+    units, codes = np.unique(groups, return_inverse=True)
+    if len(units) < 2:
+        return None
+    order = np.argsort(codes, kind="stable")
+    starts = np.searchsorted(codes[order], np.arange(len(units) + 1))
+    members = [order[starts[k]:starts[k + 1]] for k in range(len(units))]
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_boot):
+        rows = np.concatenate([members[k] for k in rng.integers(0, len(units), len(units))])
+        value = float(metric(*[a[rows] for a in arrays]))
+        if np.isfinite(value):
+            values.append(value)
+    if len(values) < n_boot / 2:
+        return None
+    alpha = (1 - level) / 2
+    low, high = np.quantile(values, [alpha, 1 - alpha])
+    return [float(low), float(high)]
+
+
+def with_ci(metric, groups, *arrays, digits: int = 4, **kwargs) -> tuple[float, list | None]:
+    """``(metric(*arrays), bootstrap_ci(...))``, both rounded to ``digits``: a headline
+    number and its interval, ready for ``metrics.json`` as ``key`` and ``key_ci``."""
+    value = float(metric(*arrays))
+    ci = bootstrap_ci(metric, groups, *arrays, **kwargs)
+    return (round(value, digits) if np.isfinite(value) else None,
+            None if ci is None else [round(c, digits) for c in ci])
+
+
+def format_ci(value, ci, digits: int = 3) -> str:
+    """``"0.912 (95 % CI 0.850–0.960)"``; ``"n/a"`` for a missing value, no interval if none."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "n/a"
+    text = f"{value:.{digits}f}"
+    return text if ci is None else f"{text} (95 % CI {ci[0]:.{digits}f}–{ci[1]:.{digits}f})"
+
+
+def intervals_overlap(ci_a, ci_b) -> bool | None:
+    """Whether two intervals overlap (``None`` if either is missing): the words a notebook
+    prints when it compares two models must follow from this, not from the point values."""
+    if ci_a is None or ci_b is None:
+        return None
+    return bool(ci_a[0] <= ci_b[1] and ci_b[0] <= ci_a[1])
 
 
 # ----------------------------------------------------------------------------- plots

@@ -8,6 +8,10 @@ failing cell's traceback in the report.
 """
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import pytest
 
 from helpers import paths, runner
@@ -60,3 +64,42 @@ def _variant_dataset(name: str, seed: int = 1):
 @pytest.fixture(scope="session")
 def variant_dataset():
     return _variant_dataset
+
+
+#: Files that only our generators write (not part of any layout in ../shared/DATASETS.md).
+GENERATOR_ONLY = ("ground_truth.json", "ground_truth_lesions.csv")
+_CACHE = shutil.ignore_patterns(".medimg_cache")  # caches are rebuilt for the copy
+
+
+def _generator_free_dataset(name: str) -> Path:
+    """A copy of the smoke synthetic dataset ``name`` with every generator-only file removed,
+    as a real download would be (under ``data/synthetic/test-generator-free/<name>``).
+
+    Copied once per content: a marker file records the source's ``ground_truth.json``
+    checksum, so a regenerated source is copied again. Raw files are hard-linked when the
+    file system allows it (they are never modified), else copied."""
+    import hashlib
+
+    from helpers import datasets
+
+    source = datasets.resolve(name, None, "smoke", 0)
+    stamp = hashlib.sha256((source / "ground_truth.json").read_bytes()).hexdigest()
+    target = paths.data_root() / "synthetic" / "test-generator-free" / name
+    marker = target.parent / f".{name}.source"
+    if not (target.is_dir() and marker.is_file() and marker.read_text() == stamp):
+        shutil.rmtree(target, ignore_errors=True)
+        try:
+            shutil.copytree(source, target, copy_function=os.link, ignore=_CACHE)
+        except OSError:
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(source, target, ignore=_CACHE)
+        marker.write_text(stamp)
+    for extra in GENERATOR_ONLY:
+        for found in target.rglob(extra):
+            found.unlink()
+    return target
+
+
+@pytest.fixture(scope="session")
+def generator_free_dataset():
+    return _generator_free_dataset
