@@ -10,7 +10,9 @@ The data flow, one helper per arrow:
 ``index_series`` (one row per ``.mhd``, header only, cached) → ``join_annotations`` (one
 row per nodule, world mm → voxel (z, y, x)) → ``nodule_mask`` / ``lung_mask`` on a volume
 read with :func:`helpers.metaimage.read_mhd` → ``build_slices`` (2-D slices through nodules
-plus nodule-free lung slices, scaled to [0, 1], resized; cached).
+plus nodule-free lung slices, scaled to [0, 1], resized; cached) for training, and
+``iter_scans`` (every lung slice of each scan, the same preprocessing, one series at a
+time) for whole-scan evaluation.
 
 Axis orders follow :mod:`helpers.metaimage`: arrays and voxel coordinates (z, y, x), spacing
 (z, y, x) mm, world coordinates and origin (x, y, z) mm.
@@ -234,13 +236,22 @@ def resize_pair(image: np.ndarray, labels: np.ndarray, image_size: int, pad_valu
     return img, out
 
 
+def lung_box(lungs: np.ndarray, spacing, margin_mm: float = 4.0) -> tuple[slice, slice]:
+    """In-plane bounding box (rows, columns) of a lung mask (z, y, x) over all its slices,
+    widened by ``margin_mm`` on each side (clipped to the image). The one crop that
+    :func:`lung_roi` applies to every slice of a volume."""
+    ys, xs = np.flatnonzero(lungs.any(axis=(0, 2))), np.flatnonzero(lungs.any(axis=(0, 1)))
+    my, mx = (int(np.ceil(margin_mm / float(s))) for s in spacing[1:])
+    return slice(max(ys[0] - my, 0), ys[-1] + my + 1), slice(max(xs[0] - mx, 0), xs[-1] + mx + 1)
+
+
 def lung_roi(volume: np.ndarray, labels: np.ndarray, lungs: np.ndarray, spacing, crop: bool = True,
              mask: bool = True, margin_mm: float = 4.0, mask_margin_mm: float = 3.0):
     """Crop a volume and its labels to the lungs' in-plane bounding box and/or blank the outside.
 
-    ``crop``: keep the rows/columns of the lung mask's bounding box (over all slices) plus
-    ``margin_mm``. ``mask``: set voxels farther than ``mask_margin_mm`` in-plane from the lung
-    mask to -1000 HU. Returns new arrays (the inputs are not modified).
+    ``crop``: keep the rows/columns of :func:`lung_box` (the lung mask's bounding box over all
+    slices plus ``margin_mm``). ``mask``: set voxels farther than ``mask_margin_mm`` in-plane
+    from the lung mask to -1000 HU. Returns new arrays (the inputs are not modified).
     """
     from scipy import ndimage
 
@@ -251,9 +262,7 @@ def lung_roi(volume: np.ndarray, labels: np.ndarray, lungs: np.ndarray, spacing,
         near = ndimage.binary_dilation(lungs, structure=np.ones((1, 2 * radius + 1, 2 * radius + 1), bool))
         volume = np.where(near, volume, np.asarray(HU_WINDOW[0], volume.dtype))
     if crop:
-        ys, xs = np.flatnonzero(lungs.any(axis=(0, 2))), np.flatnonzero(lungs.any(axis=(0, 1)))
-        my, mx = (int(np.ceil(margin_mm / float(s))) for s in spacing[1:])
-        box = (slice(None), slice(max(ys[0] - my, 0), ys[-1] + my + 1), slice(max(xs[0] - mx, 0), xs[-1] + mx + 1))
+        box = (slice(None),) + lung_box(lungs, spacing, margin_mm)
         volume, labels = volume[box], labels[box]
     return volume, labels
 
@@ -294,23 +303,86 @@ def build_slices(root: str | os.PathLike, image_size: int = 96, negatives_per_se
     return cache.cached_arrays(cache.cache_dir(root, "luna16") / f"luna16-slices-{key}.npz", build)
 
 
-def _series_slices(s: dict, nodules: pd.DataFrame, params: dict) -> dict:
+def _series_arrays(s: dict, nodules: pd.DataFrame, params: dict) -> dict:
+    """One series read and prepared for slicing: the lung-ROI volume (cropped and blanked as
+    ``params`` say), its nodule labels, the lung share of each slice, its nodules and geometry."""
     volume, spacing, origin, direction = metaimage.read_mhd(s["abs_path"])
     mine = nodules[(nodules["seriesuid"] == s["seriesuid"]) & (nodules["status"] == "ok")]
     labels = nodule_mask(volume.shape, spacing, origin, direction, mine, labels=True)
-    positive = np.flatnonzero(labels.reshape(len(labels), -1).any(axis=1))
     lungs = lung_mask(volume)
-    lung_share = lungs.reshape(len(lungs), -1).mean(axis=1)
-    free = np.flatnonzero((lung_share >= params["min_lung_fraction"]) & ~np.isin(np.arange(len(volume)), positive))
-    rng = np.random.default_rng([params["seed"], int(sum(map(ord, s["seriesuid"])))])
-    negative = rng.choice(free, min(params["negatives_per_series"], len(free)), replace=False) if len(free) else []
-    zs = np.sort(np.concatenate([positive, np.asarray(negative, int)])).astype(int)
-    volume, labels = lung_roi(volume, labels, lungs, spacing, params["crop_to_lungs"], params["mask_outside_lungs"])
-    size = params["image_size"]
+    crop = params["crop_to_lungs"] and lungs.any()
+    box = lung_box(lungs, spacing) if crop else (slice(0, volume.shape[1]), slice(0, volume.shape[2]))
+    roi, roi_labels = lung_roi(volume, labels, lungs, spacing, params["crop_to_lungs"], params["mask_outside_lungs"])
+    return {"volume": roi, "labels": roi_labels, "lung_share": lungs.reshape(len(lungs), -1).mean(axis=1),
+            "spacing": np.asarray(spacing, float), "box": box, "nodules": mine}
+
+
+def _resized_slices(roi: dict, zs, size: int):
+    """Window, pad square and resize the slices ``zs`` of a prepared series (the model input)."""
     images = np.zeros((len(zs), size, size), np.float32)
     labs = np.zeros((len(zs), size, size), np.int32)
     for i, z in enumerate(zs):
-        images[i], labs[i] = resize_pair(hu_to_unit(volume[z]), labels[z], size)
+        images[i], labs[i] = resize_pair(hu_to_unit(roi["volume"][z]), roi["labels"][z], size)
+    return images, labs
+
+
+def _series_slices(s: dict, nodules: pd.DataFrame, params: dict) -> dict:
+    roi = _series_arrays(s, nodules, params)
+    labels, lung_share = roi["labels"], roi["lung_share"]
+    positive = np.flatnonzero(labels.reshape(len(labels), -1).any(axis=1))
+    free = np.flatnonzero((lung_share >= params["min_lung_fraction"]) & ~np.isin(np.arange(len(labels)), positive))
+    rng = np.random.default_rng([params["seed"], int(sum(map(ord, s["seriesuid"])))])
+    negative = rng.choice(free, min(params["negatives_per_series"], len(free)), replace=False) if len(free) else []
+    zs = np.sort(np.concatenate([positive, np.asarray(negative, int)])).astype(int)
+    images, labs = _resized_slices(roi, zs, params["image_size"])
     return {"images": images, "masks": (labs > 0).astype(np.uint8), "labels": labs,
             "groups": np.array([s["seriesuid"]] * len(zs), dtype=str), "slice_z": zs,
-            "spacing": np.tile(np.asarray(spacing, float), (len(zs), 1))}
+            "spacing": np.tile(roi["spacing"], (len(zs), 1))}
+
+
+def iter_scans(root: str | os.PathLike, image_size: int = 96, seriesuids=None, crop_to_lungs: bool = True,
+               mask_outside_lungs: bool = True):
+    """Whole scans for evaluation, ONE SERIES AT A TIME (memory does not grow with the number of series).
+
+    For each readable series (only those in ``seriesuids`` when given, in index order) yields
+    a dict with every axial slice from the first to the last slice that shows lung or nodule,
+    preprocessed exactly as :func:`build_slices` prepares training slices (the same lung-ROI
+    crop box of that volume, blanking, HU window, pad to square, resize):
+
+    * ``seriesuid``; ``images`` float32 (Z, S, S) in [0, 1]; ``labels`` int32 (Z, S, S)
+      (``nodule_id``, 0 = background); ``slice_z`` (Z,) index of each slice in the volume;
+    * ``spacing_zyx`` (3,) mm of the resized stack: the volume's z spacing and the in-plane
+      spacing after crop, pad and resize (``spacing * side / image_size``);
+    * ``nodules_zyx_mm`` (K, 3) nodule centres in the mm frame of the STACK (stack index ×
+      ``spacing_zyx``; z counted from the first yielded slice, ``slice_z[0]``, so a voxel
+      (i, r, c) of ``images`` lies at (i, r, c) × ``spacing_zyx``), ``radii_mm`` (K,) = diameter / 2,
+      ``nodule_ids`` (K,).
+    """
+    root = datasets.check_layout("luna16", root)
+    series = index_series(root)
+    nodules = join_annotations(series, load_annotations(root))
+    rows = series[series["error"].isna()]
+    if seriesuids is not None:
+        rows = rows[rows["seriesuid"].isin(set(map(str, seriesuids)))]
+    params = dict(crop_to_lungs=bool(crop_to_lungs), mask_outside_lungs=bool(mask_outside_lungs))
+    size = int(image_size)
+    for s in rows.to_dict("records"):
+        roi = _series_arrays(s, nodules, params)
+        shown = np.flatnonzero((roi["lung_share"] > 0) | roi["labels"].reshape(len(roi["labels"]), -1).any(axis=1))
+        zs = np.arange(shown[0], shown[-1] + 1) if len(shown) else np.arange(len(roi["labels"]))
+        images, labs = _resized_slices(roi, zs, size)
+        (y0, _), (x0, _) = ((b.start, b.stop) for b in roi["box"])
+        h, w = roi["volume"].shape[1:]
+        side = max(h, w)
+        top, left = (side - h) // 2, (side - w) // 2
+        scale = size / side
+        spacing = roi["spacing"]
+        spacing_zyx = np.array([spacing[0], spacing[1] / scale, spacing[2] / scale])
+        mine = roi["nodules"]
+        centre = np.column_stack([mine["voxel_z"].to_numpy(float) - zs[0],
+                                  (mine["voxel_y"].to_numpy(float) - y0 + top + 0.5) * scale - 0.5,
+                                  (mine["voxel_x"].to_numpy(float) - x0 + left + 0.5) * scale - 0.5]).reshape(-1, 3)
+        yield {"seriesuid": s["seriesuid"], "images": images, "labels": labs, "slice_z": zs,
+               "spacing_zyx": spacing_zyx, "nodules_zyx_mm": centre * spacing_zyx,
+               "radii_mm": mine["diameter_mm"].to_numpy(float) / 2.0,
+               "nodule_ids": mine["nodule_id"].to_numpy(int)}

@@ -7,6 +7,11 @@
   mean accuracy, frequency-weighted accuracy and IoU, mean IoU, per-class IoU and Dice.
 * :func:`dice_per_slice`, :func:`detect_objects` — foreground Dice per slice; an object
   (nodule) counts as found when a predicted connected component overlaps it.
+* :func:`dice_by_group`, :func:`pooled_dice` — per-series sufficient statistics of the pooled
+  Dice (intersection, |T| + |P|), so a bootstrap over series can recompute it.
+* :func:`evaluate_scans` and :func:`scan_report` — whole held-out scans, one at a time
+  (from :func:`helpers.luna16.iter_scans`): pixel metrics, Dice per scan and LUNA16-style
+  detection (:mod:`helpers.detection`), then the headline numbers with bootstrap intervals.
 * :func:`rle_encode` / :func:`rle_decode` — Kaggle run-length encoding.
 
 Masks are (…, H, W) arrays, 1/True = foreground; label arrays hold object ids (0 = background).
@@ -180,6 +185,109 @@ def detect_objects(pred_masks, labels, min_size: int = 1) -> dict:
     return {"n_objects": len(found), "n_found": int(n_found),
             "recall": n_found / len(found) if found else float("nan"),
             "n_pred_components": n_comp, "n_false_positive_components": n_fp, "found": found}
+
+
+def dice_by_group(y_true, y_pred, groups) -> pd.DataFrame:
+    """Per-group (series, case) sufficient statistics of the foreground Dice: ``intersection``
+    = |T∩P|, ``size_sum`` = |T| + |P|, and the group's own ``dice`` (nan when both are empty).
+    One row per group, sorted by group."""
+    t = np.asarray(y_true).astype(bool).reshape(len(y_true), -1)
+    p = np.asarray(y_pred).astype(bool).reshape(len(y_pred), -1)
+    table = pd.DataFrame({"group": np.asarray(groups).astype(str), "intersection": (t & p).sum(axis=1),
+                          "size_sum": t.sum(axis=1) + p.sum(axis=1)}).groupby("group", as_index=False).sum()
+    table["dice"] = pooled_dice_rows(table["intersection"], table["size_sum"])
+    return table
+
+
+def pooled_dice_rows(intersection, size_sum) -> np.ndarray:
+    inter, total = np.asarray(intersection, float), np.asarray(size_sum, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, 2 * inter / np.maximum(total, 1), np.nan)
+
+
+def pooled_dice(intersection, size_sum) -> float:
+    """Foreground Dice of all pixels pooled: 2 Σ|T∩P| / Σ(|T| + |P|) (nan when all are empty).
+    Takes per-series statistics, so ``evaluation.bootstrap_ci(pooled_dice, series, inter, sums)``
+    recomputes the pooled number on every resample of series."""
+    total = float(np.sum(size_sum))
+    return 2 * float(np.sum(intersection)) / total if total > 0 else float("nan")
+
+
+def evaluate_scans(predict, scans, threshold: float = 0.5) -> dict:
+    """Predict and score whole scans one at a time (only small summaries are kept).
+
+    ``predict`` maps an image stack (Z, S, S) to probabilities (Z, S, S) (e.g.
+    ``lambda x: unet.predict_proba(model, x)``); ``scans`` is an iterable of
+    :func:`helpers.luna16.iter_scans` dicts. For each scan: the pixel confusion matrix at
+    ``threshold``, the Dice statistics, and :func:`helpers.detection.candidates` (3-D
+    components across its slices) matched to its nodules with :func:`helpers.detection.match`.
+
+    Returns ``{"per_scan": DataFrame (seriesuid, n_slices, n_nodules, n_found,
+    n_candidates, n_false_positives, intersection, size_sum, dice), "matches": list of
+    match results (scan order), "cm": 2×2 pixel confusion matrix of all scans,
+    "example": the scan with the most nodule pixels (images, labels, prob, ...)}``.
+    """
+    from . import detection
+
+    rows, matches, cm, example = [], [], np.zeros((2, 2), np.int64), None
+    for scan in scans:
+        prob = np.asarray(predict(scan["images"]), np.float32).reshape(scan["images"].shape)
+        pred, truth = prob > threshold, scan["labels"] > 0
+        cm += confusion_matrix(truth, pred)
+        cands = detection.candidates(prob, scan["spacing_zyx"], threshold)
+        found = detection.match(cands, scan["nodules_zyx_mm"], scan["radii_mm"])
+        matches.append(found)
+        inter, size_sum = int((truth & pred).sum()), int(truth.sum() + pred.sum())
+        rows.append({"seriesuid": scan["seriesuid"], "n_slices": len(prob), "n_nodules": len(scan["radii_mm"]),
+                     "n_found": int(np.isfinite(found["nodule_scores"]).sum()), "n_candidates": len(cands["scores"]),
+                     "n_false_positives": len(found["fp_scores"]), "intersection": inter, "size_sum": size_sum})
+        if example is None or truth.sum() > example["labels"].astype(bool).sum():
+            example = {**scan, "prob": prob, "candidates": cands, "match": found}
+    per_scan = pd.DataFrame(rows, columns=["seriesuid", "n_slices", "n_nodules", "n_found", "n_candidates",
+                                           "n_false_positives", "intersection", "size_sum"])
+    per_scan["dice"] = pooled_dice_rows(per_scan["intersection"], per_scan["size_sum"])
+    return {"per_scan": per_scan, "matches": matches, "cm": cm, "example": example}
+
+
+def scan_report(result: dict, digits: int = 4, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Headline whole-scan metrics of :func:`evaluate_scans` with 95 % bootstrap intervals over SCANS.
+
+    Keys: ``foreground_dice`` (pooled over all pixels of all scans) and ``foreground_dice_ci``,
+    ``foreground_iou``, ``mean_iou``, ``overall_accuracy``, ``dice_per_scan`` (median, min, max
+    over scans where truth or prediction is non-empty), ``nodule_sensitivity_at_fp`` and
+    ``nodule_sensitivity_at_fp_ci`` (keyed by the FP rate as text, e.g. ``"0.125"``), ``cpm``,
+    ``cpm_ci``, ``nodule_recall`` and ``nodule_recall_ci`` (share of nodules hit at the
+    threshold), ``n_scans``, ``n_nodules``, ``false_positives_per_scan`` (at the threshold).
+    """
+    from . import detection, evaluation
+
+    scans, matches = result["per_scan"], result["matches"]
+    uids, idx = scans["seriesuid"].to_numpy(str), np.arange(len(matches))
+    table, per_class = metric_table(result["cm"])
+    kw = dict(digits=digits, n_boot=n_boot, seed=seed)
+    dice, dice_ci = evaluation.with_ci(pooled_dice, uids, scans["intersection"], scans["size_sum"], **kw)
+    by_scan = scans["dice"].dropna()
+    out = {"foreground_dice": dice, "foreground_dice_ci": dice_ci,
+           "foreground_iou": round(float(per_class.loc["foreground", "iou"]), digits),
+           "mean_iou": round(float(table.loc["mean_iou", "value"]), digits),
+           "overall_accuracy": round(float(table.loc["overall_accuracy", "value"]), digits),
+           "dice_per_scan": {k: (round(float(f(by_scan)), digits) if len(by_scan) else None)
+                             for k, f in (("median", np.median), ("min", np.min), ("max", np.max))}}
+    curve = detection.froc(matches)
+    sens, sens_ci = {}, {}
+    for j, rate in enumerate(curve["fp_rates"]):
+        key = f"{rate:g}"
+        value, ci = evaluation.with_ci(lambda i, j=j: detection.froc([matches[k] for k in i])["sensitivity"][j],
+                                       uids, idx, **kw)
+        sens[key], sens_ci[key] = value, ci
+    out.update(nodule_sensitivity_at_fp=sens, nodule_sensitivity_at_fp_ci=sens_ci)
+    out["cpm"], out["cpm_ci"] = evaluation.with_ci(lambda i: detection.cpm([matches[k] for k in i]), uids, idx, **kw)
+    out["nodule_recall"], out["nodule_recall_ci"] = evaluation.with_ci(
+        lambda found, n: np.sum(found) / np.sum(n) if np.sum(n) else np.nan, uids, scans["n_found"],
+        scans["n_nodules"], **kw)
+    out.update(n_scans=int(len(scans)), n_nodules=int(scans["n_nodules"].sum()),
+               false_positives_per_scan=round(float(scans["n_false_positives"].mean()), digits) if len(scans) else None)
+    return out
 
 
 # --------------------------------------------------------------------------- RLE

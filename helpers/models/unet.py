@@ -102,8 +102,8 @@ def training_callbacks(checkpoint_path, patience: int = 5, monitor: str = "val_l
             keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True)]
 
 
-def predict_masks(model: keras.Model, images, batch_size: int = 32, threshold: float = 0.5):
-    """Binary masks (N, H, W) bool from ``images`` (N, H, W[, C]), in batches.
+def predict_proba(model: keras.Model, images, batch_size: int = 32):
+    """Foreground probabilities (N, H, W) float32 from ``images`` (N, H, W[, C]), in batches.
 
     Calls the model directly (``training=False``) rather than ``model.predict``, which
     builds a ``tf.data`` pipeline for a few dozen images.
@@ -116,4 +116,9 @@ def predict_masks(model: keras.Model, images, batch_size: int = 32, threshold: f
     out = [ops.convert_to_numpy(model(images[i:i + batch_size], training=False))
            for i in range(0, len(images), batch_size)]
     probs = np.concatenate(out) if out else np.zeros(images.shape[:3] + (1,), "float32")
-    return probs[..., 0] > threshold
+    return probs[..., 0].astype("float32")
+
+
+def predict_masks(model: keras.Model, images, batch_size: int = 32, threshold: float = 0.5):
+    """Binary masks (N, H, W) bool: :func:`predict_proba` above ``threshold``."""
+    return predict_proba(model, images, batch_size) > threshold

@@ -105,3 +105,40 @@ def test_build_slices(luna):
 def test_missing_folder_names_layout(tmp_path):
     with pytest.raises(datasets.DatasetLayoutError, match="annotations.csv"):
         luna16.index_series(tmp_path / "nope")
+
+
+def test_iter_scans_matches_training_slices_and_geometry(luna):
+    root, truth, _ = luna
+    data = luna16.build_slices(root, image_size=48, negatives_per_series=2, use_cache=False)
+    uid = str(data["groups"][np.flatnonzero(data["masks"].any(axis=(1, 2)))[0]])
+    scans = luna16.iter_scans(root, image_size=48, seriesuids=[uid])
+    assert not isinstance(scans, (list, tuple)), "a generator: one series at a time"
+    (scan,) = list(scans)
+    assert scan["seriesuid"] == uid and scan["images"].shape == scan["labels"].shape == (len(scan["slice_z"]), 48, 48)
+    assert np.all(np.diff(scan["slice_z"]) == 1), "contiguous slices"
+    mine = np.flatnonzero(data["groups"] == uid)
+    assert set(data["slice_z"][mine]) <= set(scan["slice_z"]), "every training slice lies in the scan"
+    for i in mine:                                       # same preprocessing at the same z
+        j = int(np.flatnonzero(scan["slice_z"] == data["slice_z"][i])[0])
+        np.testing.assert_array_equal(scan["images"][j], data["images"][i])
+        np.testing.assert_array_equal(scan["labels"][j], data["labels"][i])
+    # the nodule centres, converted to mm of the resized stack, fall on their own label
+    assert len(scan["radii_mm"]) >= 1 and scan["spacing_zyx"][1] > truth["series"][0]["spacing"][1] / 2
+    for centre, nid in zip(scan["nodules_zyx_mm"], scan["nodule_ids"]):     # stack index × spacing
+        z, y, x = np.round(centre / scan["spacing_zyx"]).astype(int)
+        assert scan["labels"][z, y, x] == nid
+    everything = list(luna16.iter_scans(root, image_size=48))
+    assert len(everything) == truth["n_series"] - truth["n_broken"]
+    assert sum(len(s["radii_mm"]) for s in everything) == truth["n_nodules"]
+
+
+def test_iter_scans_truth_as_prediction_is_a_perfect_detector(luna):
+    from helpers import detection
+
+    root, truth, _ = luna
+    matches = []
+    for scan in luna16.iter_scans(root, image_size=48):     # candidates and nodules share one mm frame
+        cands = detection.candidates((scan["labels"] > 0) * 0.9, scan["spacing_zyx"])
+        matches.append(detection.match(cands, scan["nodules_zyx_mm"], scan["radii_mm"]))
+    assert detection.recall(matches) >= 0.8 and detection.cpm(matches) >= 0.8
+    assert sum(len(m["fp_scores"]) for m in matches) <= 1

@@ -82,3 +82,44 @@ def test_dsb2_lv_slices_on_smoke_dsb2():
 def test_load_slices_unknown_dataset():
     with pytest.raises(ValueError):
         segmentation.load_slices("rsna", ".", 64)
+
+
+def test_pooled_dice_by_group_and_bootstrap():
+    from helpers import evaluation
+
+    t = np.zeros((4, 4, 4), bool)
+    p = np.zeros_like(t)
+    t[0, :2], p[0, :2] = True, True        # series a: perfect (8 px)
+    t[2, :1], p[3, :1] = True, True        # series b: 4 px truth, 4 px wrong prediction
+    table = segmentation.dice_by_group(t, p, ["a", "a", "b", "b"])
+    assert table["group"].tolist() == ["a", "b"] and table["dice"].tolist() == [1.0, 0.0]
+    assert segmentation.pooled_dice(table["intersection"], table["size_sum"]) == pytest.approx(16 / 24)
+    value, ci = evaluation.with_ci(segmentation.pooled_dice, table["group"], table["intersection"], table["size_sum"])
+    assert ci[0] <= value <= ci[1] and ci == [0.0, 1.0]
+    assert np.isnan(segmentation.pooled_dice([0], [0]))
+
+
+def test_evaluate_scans_and_report():
+    def scan(uid, hit):
+        labels = np.zeros((6, 16, 16), np.int32)
+        labels[2:4, 4:8, 4:8] = 1
+        images = labels.astype(np.float32) if hit else np.zeros((6, 16, 16), np.float32)
+        images[5, 12:14, 12:14] = 1.0                  # a false positive in every scan
+        return {"seriesuid": uid, "images": images, "labels": labels, "slice_z": np.arange(6),
+                "spacing_zyx": np.array([2.0, 1.0, 1.0]), "nodules_zyx_mm": np.array([[5.0, 5.5, 5.5]]),
+                "radii_mm": np.array([3.0]), "nodule_ids": np.array([1])}
+
+    result = segmentation.evaluate_scans(lambda x: x * 0.9, (scan(u, h) for u, h in [("a", 1), ("b", 1), ("c", 0)]))
+    per = result["per_scan"]
+    assert per["n_found"].tolist() == [1, 1, 0] and per["n_false_positives"].tolist() == [1, 1, 1]
+    assert result["cm"].sum() == 3 * 6 * 16 * 16
+    report = segmentation.scan_report(result, n_boot=200)
+    assert report["foreground_dice"] == pytest.approx(2 * 64 / (3 * 32 + 2 * 36 + 4), abs=1e-4)
+    lo, hi = report["foreground_dice_ci"]
+    assert lo <= report["foreground_dice"] <= hi
+    assert report["nodule_recall"] == pytest.approx(2 / 3, abs=1e-4) and report["n_scans"] == 3
+    sens = list(report["nodule_sensitivity_at_fp"].values())
+    assert list(report["nodule_sensitivity_at_fp"]) == ["0.125", "0.25", "0.5", "1", "2", "4", "8"]
+    assert sens == sorted(sens) and 0 <= report["cpm"] <= 1
+    assert report["cpm"] == pytest.approx(np.mean(sens), abs=1e-4)
+    assert result["example"]["seriesuid"] == "a"
