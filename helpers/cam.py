@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 from scipy import ndimage
 
 import helpers  # noqa: F401  (TF logging variables before keras is imported)
@@ -325,6 +326,90 @@ def random_baseline(region_mask, n: int = 200, seed: int = 0, smooth_sigma: floa
             "smooth_sigma": float(smooth_sigma), "within": within is not None}
 
 
+#: The one line a notebook prints when a dataset has nothing to score heatmaps against.
+NO_GROUND_TRUTH = ("this dataset has no ground truth for {what} (only our generator writes {file}; a real "
+                   "download has none): the maps are shown but not scored")
+
+
+def check_against_region(maps: dict, region_mask, groups, within=None, n_random: int = 200, seed: int = 0,
+                         n_boot: int = 1000) -> dict:
+    """Score several kinds of heatmaps of the same images against one region, next to chance.
+
+    ``maps`` is ``{name: (n, *grid) array}`` (e.g. Grad-CAM and CAM of the same subjects),
+    ``groups`` the held-out unit of each map (subject IDs), ``within`` an optional mask for
+    the stricter random baseline (:func:`random_baseline`). Returns ``scored``,
+    ``skipped_reason`` (``None`` when scored), ``pointing_rate`` / ``pointing_rate_ci`` /
+    ``energy_inside`` as ``{name: value}`` (the interval resamples ``groups``, see
+    :func:`helpers.evaluation.bootstrap_ci`), ``random`` / ``random_brain`` (the two chance
+    levels: ``pointing_rate``, ``energy_inside``), ``n_maps``, ``region_voxels`` and a
+    ``table`` for printing. With ``region_mask=None`` (a dataset without ground truth,
+    e.g. :func:`helpers.hcp.region_mask` on real data) nothing is scored: the same keys hold
+    ``None`` and ``skipped_reason`` says why, so a notebook runs on without branching.
+    """
+    from .evaluation import bootstrap_ci
+
+    names = list(maps)
+    n = int(len(next(iter(maps.values())))) if maps else 0
+    if region_mask is None:
+        none = {name: None for name in names}
+        chance = {"pointing_rate": None, "energy_inside": None}
+        return {"scored": False, "pointing_rate": none, "pointing_rate_ci": dict(none), "energy_inside": dict(none),
+                "random": dict(chance), "random_brain": dict(chance), "n_maps": n, "region_voxels": None,
+                "table": None, "skipped_reason": NO_GROUND_TRUTH.format(what="the class-difference region",
+                                                                       file="ground_truth.json")}
+    region = np.asarray(region_mask, dtype=bool)
+    groups = np.asarray(groups)
+    rate, ci, energy = {}, {}, {}
+    for name in names:
+        hits = np.asarray(pointing_game(maps[name], region), dtype=float).reshape(-1)
+        rate[name] = float(hits.mean()) if n else None
+        ci[name] = bootstrap_ci(np.mean, groups, hits, n_boot=n_boot, seed=seed) if n else None
+        energy[name] = float(np.nanmean(energy_inside(maps[name], region))) if n else None
+    random = random_baseline(region, n=n_random, seed=seed)
+    random_brain = random_baseline(region, n=n_random, seed=seed, within=within)
+    table = pd.DataFrame({**{name: [rate[name], energy[name]] for name in names},
+                          "random maps": [random["pointing_rate"], random["energy_inside"]],
+                          "random maps in the brain": [random_brain["pointing_rate"], random_brain["energy_inside"]]},
+                         index=["pointing rate", "energy inside"])
+    return {"scored": True, "pointing_rate": rate, "pointing_rate_ci": ci, "energy_inside": energy,
+            "random": random, "random_brain": random_brain, "n_maps": n, "region_voxels": int(region.sum()),
+            "table": table, "skipped_reason": None}
+
+
+def describe_region_check(check: dict, digits: int = 3) -> str:
+    """Text of :func:`check_against_region`: the score table with the pointing rates' intervals,
+    or the one line saying why nothing could be scored."""
+    if not check["scored"]:
+        return check["skipped_reason"]
+    from .evaluation import format_ci
+
+    lines = [check["table"].round(digits).to_string()]
+    lines += [f"{name} pointing rate {format_ci(check['pointing_rate'][name], check['pointing_rate_ci'][name], digits)}"
+              f" over {check['n_maps']} maps" for name in check["pointing_rate"]]
+    name = next(iter(check["pointing_rate"]))
+    ci, chance = check["pointing_rate_ci"][name], check["random_brain"]["pointing_rate"]
+    if ci is None:
+        lines.append("too few maps for an interval: no verdict against chance")
+    elif ci[0] > chance:
+        lines.append(f"the {name} interval lies above the in-brain chance level ({chance:.{digits}f}): "
+                     "the maps point at the region more often than noise does")
+    else:
+        lines.append(f"the {name} interval reaches down to the in-brain chance level ({chance:.{digits}f}): "
+                     "no evidence that the maps point at the region")
+    return "\n".join(lines)
+
+
+def describe_head_ct_check(check: dict, digits: int = 2) -> str:
+    """One line for :func:`head_ct_check`: why nothing ran, why nothing was scored, or the scores."""
+    if check["status"] != "ok":
+        return check["status"]
+    if not check["scored"]:
+        return f"{check['n_images']} held-out slices with a hemorrhage: {check['skipped_reason']}"
+    return (f"{check['n_images']} held-out slices with a hemorrhage box: pointing rate "
+            f"{check['pointing_rate']:.{digits}f} (random {check['random_pointing_rate']:.3f}, random inside the "
+            f"head {check['random_head_pointing_rate']:.3f}), energy inside {check['energy_inside']:.{digits}f}")
+
+
 def box_masks(boxes, n_images: int, shape) -> np.ndarray:
     """Boolean masks ``(n_images, *shape)``: for each image the union of its boxes.
 
@@ -357,10 +442,13 @@ def head_ct_check(model_folder, name: str = "head_ct_cnn", layer_name: str | Non
 
     Returns ``status``: "ok", or why nothing was computed (no saved model; a model that
     cannot be loaded or does not match its record; a data root that cannot be read; no
-    ground-truth boxes, as for real data; no held-out bleed with a box). This part is
-    optional, so none of these raises. When ok, also: ``images`` (HU), ``maps``, ``masks``
-    (the boxes), ``prob`` (the model's P(hemorrhage)), ``image_ids``, per-image ``pointing``
-    and ``energy``, their means ``pointing_rate`` / ``energy_inside``, ``n_images``,
+    held-out bleed with a box). This part is optional, so none of these raises. When ok,
+    also: ``images`` (HU), ``maps``, ``prob`` (the model's P(hemorrhage)), ``image_ids``,
+    ``n_images``, ``scored`` and ``skipped_reason``. Without ground-truth boxes (real data:
+    ``ground_truth_lesions.csv`` is generator-only) the maps of every held-out bleed are
+    still computed, ``scored`` is False, ``skipped_reason`` says why and the scores below are
+    ``None``. When scored: ``masks`` (the boxes), per-image ``pointing``
+    and ``energy``, their means ``pointing_rate`` / ``energy_inside``,
     ``data_root``, and two chance levels: ``random_pointing_rate`` (uniform noise over the
     image: the boxes' mean share of it) and ``random_head_pointing_rate`` (noise only
     inside the head, > -500 HU: the stricter one).
@@ -385,31 +473,39 @@ def head_ct_check(model_folder, name: str = "head_ct_cnn", layer_name: str | Non
     try:
         boxes = rsna.lesion_boxes(root, clean.iloc[rows].reset_index(drop=True), size)
     except FileNotFoundError:
-        return {"status": f"{root} has no ground-truth lesion boxes (real data): nothing to score against"}
-    with_box = np.unique(boxes["row"].to_numpy()).astype(int)
-    if len(with_box) == 0:
-        return {"status": "no held-out hemorrhage slice has a ground-truth box"}
-    boxes = boxes.assign(row=np.searchsorted(with_box, boxes["row"].to_numpy()))
-    rows = rows[with_box]
+        boxes = None                                   # real data: maps yes, scores no
+    if boxes is not None:
+        with_box = np.unique(boxes["row"].to_numpy()).astype(int)
+        if len(with_box) == 0:
+            return {"status": "no held-out hemorrhage slice has a ground-truth box"}
+        boxes = boxes.assign(row=np.searchsorted(with_box, boxes["row"].to_numpy()))
+        rows = rows[with_box]
+    elif len(rows) == 0:
+        return {"status": "no held-out slice with a hemorrhage to explain"}
     images = hu[rows].astype(np.float32)
     x = ct.window_stack_uint8(images, info["windows"]).astype(np.float32) / 255   # 04's input, scaled as make_dataset does
     maps = grad_cam(model, x, class_index=1, layer_name=layer_name, batch_size=batch_size)
+    prob = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))[:, 0]
+    common = {"status": "ok", "images": images, "maps": maps, "prob": prob,
+              "image_ids": clean["image_id"].iloc[rows].tolist(), "n_images": int(len(rows)), "data_root": str(root)}
+    if boxes is None:
+        return {**common, "scored": False, "masks": None, "pointing": None, "energy": None, "pointing_rate": None,
+                "energy_inside": None, "random_pointing_rate": None, "random_head_pointing_rate": None,
+                "skipped_reason": NO_GROUND_TRUTH.format(what="the hemorrhage boxes",
+                                                         file="ground_truth_lesions.csv")}
     masks = box_masks(boxes, len(rows), images.shape[1:])
     head = images > -500
     pointing = np.array([pointing_game(m, k) for m, k in zip(maps, masks)])
     energy = np.array([energy_inside(m, k) for m, k in zip(maps, masks)], dtype=float)
-    prob = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))[:, 0]
-    return {"status": "ok", "images": images, "maps": maps, "masks": masks, "prob": prob,
-            "image_ids": clean["image_id"].iloc[rows].tolist(), "pointing": pointing, "energy": energy,
+    return {**common, "scored": True, "skipped_reason": None, "masks": masks, "pointing": pointing, "energy": energy,
             "pointing_rate": float(pointing.mean()), "energy_inside": float(np.nanmean(energy)),
             "random_pointing_rate": float(masks.mean()),
             "random_head_pointing_rate": float(np.mean([(k & h).sum() / max(h.sum(), 1)
-                                                        for k, h in zip(masks, head)])),
-            "n_images": int(len(rows)), "data_root": str(root)}
+                                                        for k, h in zip(masks, head)]))}
 
 
 def plot_head_ct_check(check: dict, n: int = 6, size: float = 2.2, axes=None):
-    """Head-CT slices (brain window) with their Grad-CAM, its peak (+) and the boxes (green).
+    """Head-CT slices (brain window) with their Grad-CAM, its peak (+) and the boxes (green, when known).
 
     The first ``n`` slices of :func:`head_ct_check`'s result, in one row of new axes, or in
     ``axes`` (a sequence of at least ``n`` matplotlib axes). Returns the figure.
@@ -427,9 +523,11 @@ def plot_head_ct_check(check: dict, n: int = 6, size: float = 2.2, axes=None):
         fig = axes[0].figure
     for ax, i in zip(axes, range(k)):
         peak = np.unravel_index(int(np.argmax(check["maps"][i])), check["maps"][i].shape)
-        plotting.overlay(ct.named_window(check["images"][i], "brain"), mask=check["masks"][i],
+        scored = check.get("masks") is not None
+        verdict = ("hit" if check["pointing"][i] else "miss") if scored else "not scored"
+        plotting.overlay(ct.named_window(check["images"][i], "brain"), mask=check["masks"][i] if scored else None,
                          heatmap=check["maps"][i], points=np.array(peak), ax=ax, mask_color="lime", alpha=0.35,
-                         title=f"p={check['prob'][i]:.2f} {'hit' if check['pointing'][i] else 'miss'}")
+                         title=f"p={check['prob'][i]:.2f} {verdict}")
     fig.tight_layout()
     return fig
 

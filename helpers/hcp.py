@@ -302,23 +302,25 @@ def cube_world_coordinates(affine: np.ndarray, volume_size: int) -> np.ndarray:
 
 
 def region_mask(root: str | os.PathLike, volume_size: int = 50, voxel_size_mm: float = VOXEL_SIZE_MM,
-                crop_mm=None, affine: np.ndarray | None = None, n_jobs: int = -1) -> np.ndarray:
+                crop_mm=None, affine: np.ndarray | None = None, n_jobs: int = -1) -> np.ndarray | None:
     """Boolean ``(s, s, s)`` mask of the generator's class-difference region on the cube grid.
 
     The region comes from ``root/ground_truth.json`` (``region``: a sphere ``center_mm`` /
     ``radius_mm``, or a ``box_mm``, in world RAS mm), so it maps onto any orientation or
     voxel size. Pass the ``affine`` that :func:`load_volumes` returned, or the same
     parameters (the cached volumes are then reused to get it). Voxels whose centre lies in
-    the region are True; at least the voxel nearest the centre is. Raises
-    ``FileNotFoundError`` for a dataset without ground truth (real data).
+    the region are True; at least the voxel nearest the centre is. Returns ``None`` for a
+    dataset without ground truth (a real download never has ``ground_truth.json``): the
+    maps can then be shown but not scored (:func:`helpers.cam.check_against_region` says so).
     """
     from . import synthetic
 
     root = Path(root)
     if not synthetic.is_complete(root):
-        raise FileNotFoundError(f"{root} has no {synthetic.GROUND_TRUTH}: the region is only known "
-                                "for generated datasets")
-    region = synthetic.load_ground_truth(root)["region"]
+        return None
+    region = synthetic.load_ground_truth(root).get("region")
+    if region is None:
+        return None
     if affine is None:
         _, _, affine = load_volumes(root, volume_size, voxel_size_mm, crop_mm, n_jobs)
     world = cube_world_coordinates(affine, volume_size)
@@ -333,6 +335,34 @@ def region_mask(root: str | os.PathLike, volume_size: int = 50, voxel_size_mm: f
         nearest = np.unravel_index(np.argmin(((world - centre) ** 2).sum(axis=-1)), mask.shape)
         mask[nearest] = True
     return mask
+
+
+def check_aligned(tables) -> list:
+    """The subject list shared by several :func:`load_volumes` tables (e.g. one per cube size).
+
+    Volumes at different sizes come from the same files, so their rows must be the same
+    subjects in the same order for one split to index them all; raises ``ValueError``
+    (naming the first differing table) otherwise, never silently misaligns.
+    """
+    tables = list(tables)
+    first = list(tables[0]["subject"])
+    for k, other in enumerate(tables[1:], start=1):
+        if list(other["subject"]) != first:
+            raise ValueError(f"table {k} holds other subjects (or another order) than table 0: cannot share one split")
+    return first
+
+
+def grid_box_mm(affine: np.ndarray, volume_size: int) -> list:
+    """The world box ``((x0, x1), (y0, y1), (z0, z1))`` (RAS mm) spanned by a cube grid.
+
+    Passing it as ``crop_mm`` to :func:`load_volumes` (same ``voxel_size_mm``) puts another
+    dataset on exactly this grid (the same ``affine``), so a model trained on one study sees
+    the same anatomy at the same voxels of another (external validation).
+    """
+    affine = np.asarray(affine, dtype=float)
+    lo = affine[:3, 3]
+    hi = lo + np.diag(affine[:3, :3]) * (int(volume_size) - 1)
+    return [[float(a), float(b)] for a, b in zip(np.minimum(lo, hi), np.maximum(lo, hi))]
 
 
 def split(table: pd.DataFrame, test_size: float = 0.3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

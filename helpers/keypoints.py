@@ -288,6 +288,99 @@ def summarise(table: pd.DataFrame) -> dict:
             "inside_lv_rate": float(table["inside_lv"].mean()), "n_test_frames": int(len(table))}
 
 
+#: The headline numbers of :func:`summarise` that get a 95 % interval (resampling cases).
+HEADLINE = ("median_error_px", "p95_error_px", "median_error_mm", "p95_error_mm", "inside_lv_rate")
+_STATISTIC = {"median_error_px": ("error_px", np.median), "p95_error_px": ("error_px", lambda v: np.quantile(v, 0.95)),
+              "median_error_mm": ("error_mm", np.median), "p95_error_mm": ("error_mm", lambda v: np.quantile(v, 0.95)),
+              "inside_lv_rate": ("inside_lv", np.mean)}
+
+
+def summarise_with_ci(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0, digits: int = 4) -> dict:
+    """:func:`summarise` plus ``<key>_ci`` (``[low, high]``) for each :data:`HEADLINE` key.
+
+    The intervals resample whole **cases** (``table["case"]``): frames of one patient are
+    near copies, so resampling frames would give intervals that are far too narrow
+    (:func:`helpers.evaluation.bootstrap_ci`). Also ``n_cases``.
+    """
+    from .evaluation import with_ci
+
+    out = summarise(table)
+    for key in HEADLINE:
+        column, stat = _STATISTIC[key]
+        out[key], out[f"{key}_ci"] = with_ci(stat, table["case"].to_numpy(), table[column].to_numpy(float),
+                                             digits=digits, n_boot=n_boot, seed=seed)
+    out["n_cases"] = int(table["case"].nunique())
+    return out
+
+
+def paired_gain(table: pd.DataFrame, baseline: pd.DataFrame, column: str = "error_mm", n_boot: int = 1000,
+                seed: int = 0, digits: int = 4) -> tuple[float, list | None]:
+    """How much lower the median ``column`` of ``table`` is than that of ``baseline``, with a paired interval.
+
+    Both tables score the **same frames** in the same order (two models on one test set), so
+    each bootstrap replicate draws cases once and takes the difference of the two medians on
+    those cases: a paired bootstrap, much tighter than comparing two separate intervals,
+    because a hard case is hard for both models. Returns ``(gain, [low, high])`` with
+    ``gain = median(baseline) - median(table)``: positive means ``table``'s model errs less.
+    """
+    from .evaluation import with_ci
+
+    if len(table) != len(baseline) or not np.array_equal(table["path"].to_numpy(), baseline["path"].to_numpy()):
+        raise ValueError("paired_gain needs two evaluations of the same frames in the same order")
+    return with_ci(lambda a, b: np.median(b) - np.median(a), table["case"].to_numpy(),
+                   table[column].to_numpy(float), baseline[column].to_numpy(float), digits=digits,
+                   n_boot=n_boot, seed=seed)
+
+
+def describe_gain(gain, ci, what: str = "the motion channel", unit: str = "mm", digits: int = 2) -> str:
+    """One sentence for :func:`paired_gain`'s result that stays true whichever way it falls."""
+    if gain is None:
+        return f"no estimate of what {what} changes (no test frames)"
+    if ci is None:
+        return f"{what} changes the median error by {-gain:+.{digits}f} {unit} (too few cases for an interval)"
+    span = f"95 % CI of the paired difference {ci[0]:.{digits}f} to {ci[1]:.{digits}f} {unit}"
+    if ci[0] > 0:
+        return f"{what} lowers the median error by {gain:.{digits}f} {unit} ({span})"
+    if ci[1] < 0:
+        return f"{what} raises the median error by {-gain:.{digits}f} {unit} ({span})"
+    return f"no clear difference: {what} changes the median error by {-gain:+.{digits}f} {unit} ({span}, contains 0)"
+
+
+def describe_transfer(key: str, internal: dict, external: dict, digits: int = 2) -> str:
+    """``key`` of two :func:`summarise_with_ci` results (internal test, external data) in one
+    sentence whose verdict follows from whether the intervals overlap."""
+    from .evaluation import format_ci, intervals_overlap
+
+    a, b = internal[key], external[key]
+    text = f"{key}: internal {format_ci(a, internal[f'{key}_ci'], digits)}, external {format_ci(b, external[f'{key}_ci'], digits)}"
+    overlap = intervals_overlap(internal[f"{key}_ci"], external[f"{key}_ci"])
+    if overlap is None:
+        return text + " (an interval is missing: no verdict)"
+    if overlap:
+        return text + " (intervals overlap: no clear change on the external data)"
+    return text + f" (intervals do not overlap: clearly {'lower' if b < a else 'higher'} on the external data)"
+
+
+def evaluate_external(model, root: str | os.PathLike, image_size: int, motion_offset: int = 8,
+                      mid_fraction: float = 0.5, channels=(0, 1), n_boot: int = 1000, seed: int = 0) -> dict:
+    """Score a trained model, unchanged, on every labelled frame of another DSB2-layout folder.
+
+    The same preprocessing as for training (:func:`helpers.dsb2.index_frames`,
+    :func:`mid_slices`, :func:`build_inputs` with the same ``image_size`` and
+    ``motion_offset``); every labelled case is a test case. Returns ``table``
+    (:func:`evaluate`), ``summary`` (:func:`summarise_with_ci`, intervals by case),
+    ``n_cases`` and ``skipped`` (series that could not be read).
+    """
+    frames = dsb2.index_frames(root)
+    data = build_inputs(mid_slices(frames, mid_fraction), root, image_size, motion_offset)
+    idx = np.flatnonzero(data["labelled"])
+    if len(idx) == 0:
+        raise ValueError(f"{root}: no labelled frame (lv_centroids.csv) to validate against")
+    table = evaluate(data, idx, predict(model, data, idx, channels), root)
+    return {"table": table, "summary": summarise_with_ci(table, n_boot=n_boot, seed=seed),
+            "n_cases": int(table["case"].nunique()), "skipped": list(data["skipped"])}
+
+
 # --------------------------------------------------------------------------- crops and figures
 def crop_physical(image: np.ndarray, centre_rc, spacing, size_mm: float = 100.0, out_px: int = 64,
                   order: int = 1) -> np.ndarray:

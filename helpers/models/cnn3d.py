@@ -208,7 +208,7 @@ def recalibrate_batch_norm(model, x: np.ndarray, batch_size: int = 8) -> int:
     return n
 
 
-def standardise_volumes(volumes: np.ndarray, train_idx, floor: float = 0.05) -> np.ndarray:
+def standardise_volumes(volumes: np.ndarray, train_idx, floor: float = 0.05, apply_to=None) -> np.ndarray:
     """Voxelwise z-scores: subtract the *training* subjects' mean volume, divide by their sd.
 
     For registered brains this turns "what does this brain look like" into "where does it
@@ -221,10 +221,15 @@ def standardise_volumes(volumes: np.ndarray, train_idx, floor: float = 0.05) -> 
     classifier needs, while rare, unrelated variation elsewhere gets amplified. On the
     synthetic study the 3-D CNN did clearly worse with these z-scores than on the
     intensity-normalised volumes themselves.
+
+    ``apply_to`` (optional, volumes on the same grid, e.g. an external study) is standardised
+    with the same training mean and sd instead of ``volumes``: a trained model must see other
+    data through exactly its own preprocessing.
     """
     train = np.asarray(volumes)[np.asarray(train_idx)]
     mean, sd = train.mean(axis=0), train.std(axis=0)
-    return ((np.asarray(volumes) - mean) / (sd + floor)).astype(np.float32)
+    target = np.asarray(volumes if apply_to is None else apply_to)
+    return ((target - mean) / (sd + floor)).astype(np.float32)
 
 
 def train_classifier(volumes: np.ndarray, labels, train_idx, test_idx, epochs: int = 40, batch_size: int = 8,
@@ -264,3 +269,72 @@ def train_classifier(volumes: np.ndarray, labels, train_idx, test_idx, epochs: i
             "accuracy": report["accuracy"], "auc": report["auc"],
             "accuracy_running_bn": running["accuracy"], "auc_running_bn": running["auc"],
             "params": param_count(model), "seconds": seconds}
+
+
+# --------------------------------------------------------------------------------- scoring
+def predict_proba(model, volumes: np.ndarray, batch_size: int = 8) -> np.ndarray:
+    """P(class 1) per volume ``(n, x, y, z)`` from a trained single-output classifier (unchanged model)."""
+    x = np.asarray(volumes, dtype=np.float32)[..., None]
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))[:, 0].astype(float)
+
+
+def subject_scores(labels, prob, subjects, threshold: float = 0.5, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Accuracy (at ``threshold``) and AUC of per-subject probabilities, each with a 95 % interval.
+
+    ``labels`` are 1 / -1 (or 1 / 0; class 1 positive), ``prob`` P(class 1), ``subjects`` the
+    held-out unit of each row: the intervals resample subjects
+    (:func:`helpers.evaluation.bootstrap_ci`). Returns ``accuracy``, ``accuracy_ci``, ``auc``,
+    ``auc_ci`` (``None`` where undefined, e.g. an AUC with one class) and ``n_subjects``.
+    """
+    from ..evaluation import auc, with_ci
+
+    y = (np.asarray(labels) > 0).astype(float)
+    prob = np.asarray(prob, dtype=float)
+    subjects = np.asarray(subjects)
+    if len(y) == 0:
+        return {"accuracy": None, "accuracy_ci": None, "auc": None, "auc_ci": None, "n_subjects": 0}
+    accuracy, accuracy_ci = with_ci(lambda t, p: np.mean((p >= threshold) == (t > 0)), subjects, y, prob,
+                                    n_boot=n_boot, seed=seed)
+    area, area_ci = with_ci(auc, subjects, y, prob, n_boot=n_boot, seed=seed)
+    return {"accuracy": accuracy, "accuracy_ci": accuracy_ci, "auc": area, "auc_ci": area_ci,
+            "n_subjects": int(len(np.unique(subjects)))}
+
+
+def classical_baseline(flat: np.ndarray, labels, train_idx, test_idx, subjects, seed: int = 0,
+                       n_boot: int = 1000) -> dict:
+    """:func:`helpers.classical.best_model_on_split` on subjects × voxels rows, plus its test predictions.
+
+    The chosen pipeline is refitted with its tuned hyper-parameters on the training rows
+    (exactly what ``GridSearchCV`` refits), so every test subject's prediction ``test_pred``
+    is known and the accuracy gets an interval resampling ``subjects`` (``accuracy_ci``).
+    Returns the keys of ``best_model_on_split`` plus ``test_pred`` and ``accuracy_ci``.
+    """
+    from .. import classical
+    from ..evaluation import bootstrap_ci
+
+    labels, train_idx, test_idx = np.asarray(labels), np.asarray(train_idx), np.asarray(test_idx)
+    result = classical.best_model_on_split(flat[train_idx], labels[train_idx], flat[test_idx], labels[test_idx],
+                                           seed=seed)
+    pipe = classical.pipelines(seed)[result["name"]][0]
+    pipe.set_params(**{f"model__{k}": v for k, v in result["params"].items()})
+    pred = pipe.fit(flat[train_idx], labels[train_idx]).predict(flat[test_idx])
+    correct = (pred == labels[test_idx]).astype(float)
+    return {**result, "test_pred": pred, "accuracy": float(correct.mean()),
+            "accuracy_ci": bootstrap_ci(np.mean, np.asarray(subjects)[test_idx], correct, n_boot=n_boot, seed=seed)}
+
+
+def describe_transfer(name: str, internal, internal_ci, external, external_ci, digits: int = 3) -> str:
+    """One sentence comparing an internal test score with the same model's external score.
+
+    The words follow from the two intervals (:func:`helpers.evaluation.intervals_overlap`),
+    not from the point values, so the sentence stays true whichever way the numbers fall.
+    """
+    from ..evaluation import format_ci, intervals_overlap
+
+    text = f"{name}: internal {format_ci(internal, internal_ci, digits)}, external {format_ci(external, external_ci, digits)}"
+    overlap = intervals_overlap(internal_ci, external_ci)
+    if overlap is None:
+        return text + " (an interval is missing: no verdict)"
+    if overlap:
+        return text + " (the intervals overlap: no clear change on the external data)"
+    return text + f" (the intervals do not overlap: clearly {'lower' if external < internal else 'higher'} externally)"

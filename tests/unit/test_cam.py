@@ -252,3 +252,42 @@ def test_head_ct_check_scores_the_held_out_bleeds_against_their_boxes(tmp_path):
     # a model file that is not the one the record describes is refused, not silently paired with its ids
     build_resnet((32, 32, 3), widths=(4, 8), blocks_per_stage=1, name="other").save(tmp_path / "head_ct_cnn.keras")
     assert cam.head_ct_check(tmp_path)["status"].startswith("cannot use the saved head-CT model")
+
+
+def test_check_against_region_scores_with_intervals_or_says_why_not():
+    region = np.zeros((8, 8, 8), bool)
+    region[2:4, 2:4, 2:4] = True
+    maps = np.zeros((4, 8, 8, 8))
+    maps[:3, 3, 3, 3] = 1.0                                    # three maps peak inside, one outside
+    maps[3, 7, 7, 7] = 1.0
+    check = cam.check_against_region({"Grad-CAM": maps, "CAM": maps}, region, ["a", "b", "c", "d"], n_random=20)
+    assert check["scored"] and check["skipped_reason"] is None and check["n_maps"] == 4
+    assert check["pointing_rate"]["Grad-CAM"] == 0.75
+    low, high = check["pointing_rate_ci"]["Grad-CAM"]
+    assert 0 <= low <= 0.75 <= high <= 1
+    assert check["random"]["pointing_rate"] < 0.2 and "pointing rate" in cam.describe_region_check(check)
+    # no ground truth (real data): the same keys, all None, and one line saying why
+    none = cam.check_against_region({"Grad-CAM": maps}, None, ["a", "b", "c", "d"])
+    assert not none["scored"] and none["pointing_rate"] == {"Grad-CAM": None}
+    assert none["random"]["pointing_rate"] is None and "no ground truth" in cam.describe_region_check(none)
+
+
+def test_head_ct_check_without_boxes_shows_maps_but_does_not_score(tmp_path, monkeypatch):
+    from helpers import datasets, rsna, training
+    from helpers.models.resnet import build_resnet
+
+    root = datasets.resolve("rsna", None, "smoke")
+    _, clean = rsna.load_clean(root, image_size=32)
+    positives = clean.loc[clean["any"] == 1, "image_id"].tolist()[:2]
+    model = build_resnet((32, 32, 3), widths=(4, 8), blocks_per_stage=1)
+    training.save_classifier(model, tmp_path, "head_ct_cnn", data_root=str(root), image_size=32,
+                             windows=["brain", "subdural", "bone"], test_image_ids=positives)
+
+    def no_boxes(*args, **kwargs):                             # as on a real download
+        raise FileNotFoundError("ground_truth_lesions.csv")
+
+    monkeypatch.setattr(rsna, "lesion_boxes", no_boxes)
+    check = cam.head_ct_check(tmp_path)
+    assert check["status"] == "ok" and not check["scored"] and "no ground truth" in check["skipped_reason"]
+    assert check["maps"].shape == (2, 32, 32) and check["pointing_rate"] is None and check["masks"] is None
+    assert cam.plot_head_ct_check(check, n=2) is not None

@@ -130,3 +130,34 @@ def test_train_classifier_recalibrates_on_the_training_volumes_only(monkeypatch)
     no_recal = cnn3d.train_classifier(vols, labels, np.arange(8), np.arange(8, 12), epochs=1, batch_size=4,
                                       filters=(2,), dense=0, dropout=0, recalibrate=False)
     assert len(seen) == 1 and no_recal["accuracy"] == no_recal["accuracy_running_bn"]
+
+
+def test_standardise_applies_the_training_statistics_to_other_volumes():
+    rng = np.random.default_rng(0)
+    volumes, other = rng.normal(size=(6, 3, 3, 3)), rng.normal(size=(2, 3, 3, 3))
+    z = cnn3d.standardise_volumes(volumes, [0, 1, 2], apply_to=other)
+    train = volumes[[0, 1, 2]]
+    np.testing.assert_allclose(z, (other - train.mean(0)) / (train.std(0) + 0.05), rtol=1e-5)
+
+
+def test_subject_scores_known_answer_and_intervals():
+    labels = np.array([1, 1, 1, -1, -1, -1])
+    prob = np.array([0.9, 0.8, 0.4, 0.3, 0.2, 0.6])                  # two mistakes, ranking 8/9 right
+    out = cnn3d.subject_scores(labels, prob, [f"s{i}" for i in range(6)], n_boot=300)
+    assert out["accuracy"] == pytest.approx(4 / 6, abs=1e-4) and out["auc"] == pytest.approx(8 / 9, abs=1e-4)
+    assert out["accuracy_ci"][0] <= out["accuracy"] <= out["accuracy_ci"][1] and out["n_subjects"] == 6
+    assert out["auc_ci"][0] <= out["auc"] <= out["auc_ci"][1]
+    assert cnn3d.subject_scores([], [], [])["accuracy"] is None
+
+
+def test_classical_baseline_reports_its_test_predictions():
+    from helpers import classical
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([1, -1], 12)
+    flat = rng.normal(size=(24, 30)) + labels[:, None] * 0.8
+    train, test = np.arange(0, 24, 2), np.arange(1, 24, 2)
+    out = cnn3d.classical_baseline(flat, labels, train, test, np.arange(24).astype(str))
+    ref = classical.best_model_on_split(flat[train], labels[train], flat[test], labels[test])
+    assert out["name"] == ref["name"] and out["accuracy"] == pytest.approx(ref["accuracy"])
+    assert out["test_pred"].shape == (12,) and out["accuracy_ci"][0] <= out["accuracy"] <= out["accuracy_ci"][1]

@@ -159,3 +159,20 @@ def test_index_matches_the_generator_ground_truth():
         shares = ok.groupby(column)["label"].mean().abs()
         assert (shares[ok.groupby(column).size() >= 6] < 0.75).all()
     assert Path(root, "subjects.csv").is_file()
+
+
+def test_region_mask_without_ground_truth_is_none(tiny, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny, copy, ignore=shutil.ignore_patterns(".medimg_cache", synthetic.GROUND_TRUTH))
+    _, _, affine = hcp.load_volumes(tiny, volume_size=16, n_jobs=1)
+    assert hcp.region_mask(copy, 16, affine=affine) is None     # a real download: nothing to score against
+
+
+def test_grid_box_mm_puts_another_dataset_on_the_same_grid(tiny):
+    _, _, affine = hcp.load_volumes(tiny, volume_size=16, n_jobs=1)
+    box = hcp.grid_box_mm(affine, 16)
+    again, table, affine2 = hcp.load_volumes(tiny, volume_size=16, crop_mm=box, n_jobs=1)
+    np.testing.assert_allclose(affine2, affine, atol=1e-9)
+    assert again.shape[1:] == (16, 16, 16) and len(table) == 4

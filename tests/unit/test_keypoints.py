@@ -170,3 +170,36 @@ def test_build_inputs_on_a_dsb2_folder_is_cached_and_mapped_back(tmp_path):
     shape = np.stack([data["rows"], data["cols"]], 1)[lab]
     np.testing.assert_allclose(keypoints.to_native(data["y"][lab], shape), data["lv"][lab], atol=1e-3)
     assert np.abs(data["y"][lab]).max() <= 1.0
+
+
+def _error_table(errors_mm, cases):
+    errors_mm = np.asarray(errors_mm, float)
+    return pd.DataFrame({"case": cases, "path": [f"f{i}.dcm" for i in range(len(cases))], "error_px": errors_mm / 1.5,
+                         "error_mm": errors_mm, "inside_lv": errors_mm < 5})
+
+
+def test_summarise_with_ci_resamples_cases():
+    table = _error_table([1, 2, 3, 4, 6, 8, 1, 2], ["a", "a", "b", "b", "c", "c", "d", "d"])
+    out = keypoints.summarise_with_ci(table, n_boot=200)
+    assert out["n_cases"] == 4 and out["n_test_frames"] == 8
+    for key in keypoints.HEADLINE:
+        low, high = out[f"{key}_ci"]
+        assert low <= out[key] <= high, key
+    assert out["median_error_mm"] == pytest.approx(2.5) and out["inside_lv_rate"] == pytest.approx(0.75)
+    # one case only: no interval, but the values stay
+    one = keypoints.summarise_with_ci(_error_table([1, 2], ["a", "a"]), n_boot=50)
+    assert one["median_error_mm_ci"] is None and one["median_error_mm"] == pytest.approx(1.5)
+
+
+def test_paired_gain_is_the_difference_of_medians_with_a_paired_interval():
+    cases = ["a", "a", "b", "b", "c", "c"]
+    model = _error_table([1, 1, 2, 2, 3, 3], cases)
+    baseline = _error_table([2, 2, 3, 3, 4, 4], cases)             # every frame 1 mm worse
+    gain, ci = keypoints.paired_gain(model, baseline, n_boot=200)
+    assert gain == pytest.approx(1.0) and ci == [pytest.approx(1.0), pytest.approx(1.0)]  # paired: no spread
+    assert keypoints.describe_gain(gain, ci).startswith("the motion channel lowers the median error by 1.00 mm")
+    gain, ci = keypoints.paired_gain(baseline, model, n_boot=200)
+    assert gain == pytest.approx(-1.0) and "raises the median error by 1.00 mm" in keypoints.describe_gain(gain, ci)
+    assert keypoints.describe_gain(0.1, [-0.5, 0.7]).startswith("no clear difference")
+    with pytest.raises(ValueError, match="same frames"):
+        keypoints.paired_gain(model, baseline.iloc[::-1])
