@@ -68,19 +68,44 @@ def nested_cv(X: np.ndarray, y: np.ndarray, models: dict, outer_folds: int = 5, 
     training subjects only) picks the hyper-parameters, refits on the outer training set and
     is scored on the outer test subjects. Outer folds run in parallel (joblib).
     Returns one row per model and outer fold: ``model``, ``fold``, ``accuracy``,
-    ``best_params`` (as text). Summarise with :func:`summarize`.
+    ``best_params`` (as text). Summarise with :func:`summarize`. Every subject is tested in
+    exactly one outer fold: ``results.attrs["predictions"]`` holds those out-of-fold
+    predictions (``model``, ``subject`` = row of ``X``, ``fold``, ``y_true``, ``y_pred``), which
+    :func:`accuracy_ci` resamples by subject.
     """
     from sklearn.model_selection import GridSearchCV, cross_validate
 
-    rows = []
+    rows, predictions = [], []
     for name, (pipe, grid) in models.items():
         search = GridSearchCV(pipe, grid, cv=_folds(inner_folds, seed), scoring="accuracy", n_jobs=1)
         result = cross_validate(search, X, y, cv=_folds(outer_folds, seed), scoring="accuracy",
-                                n_jobs=n_jobs, return_estimator=True)
-        for fold, (score, est) in enumerate(zip(result["test_score"], result["estimator"])):
+                                n_jobs=n_jobs, return_estimator=True, return_indices=True)
+        tests = result["indices"]["test"]
+        for fold, (score, est, test) in enumerate(zip(result["test_score"], result["estimator"], tests)):
             params = {k.split("__", 1)[1]: v for k, v in est.best_params_.items()}
             rows.append({"model": name, "fold": fold, "accuracy": float(score), "best_params": str(params)})
-    return pd.DataFrame(rows)
+            predictions.append(pd.DataFrame({"model": name, "subject": test, "fold": fold, "y_true": y[test],
+                                             "y_pred": est.predict(X[test])}))
+    out = pd.DataFrame(rows)
+    out.attrs["predictions"] = pd.concat(predictions, ignore_index=True) if predictions else pd.DataFrame()
+    return out
+
+
+def accuracy_ci(results: pd.DataFrame, seed: int = 0, n_boot: int = 1000) -> dict:
+    """95 % bootstrap interval of each model's nested-CV accuracy, resampling **subjects**.
+
+    Uses the out-of-fold predictions in ``results.attrs["predictions"]`` (every subject once);
+    returns ``{model: [low, high]}`` (rounded to 4 digits) in the order the models were run.
+    """
+    from . import evaluation
+
+    pred = results.attrs["predictions"]
+    out = {}
+    for name, part in pred.groupby("model", sort=False):
+        correct = (part["y_true"].to_numpy() == part["y_pred"].to_numpy()).astype(float)
+        out[name] = evaluation.bootstrap_ci(np.mean, part["subject"].to_numpy(), correct, n_boot=n_boot, seed=seed,
+                                            digits=4)
+    return out
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:

@@ -76,7 +76,8 @@ def most_confident_mistakes(y_true, y_score, k: int = 8, threshold: float = 0.5)
 
 
 # ----------------------------------------------------------------------------- intervals
-def bootstrap_ci(metric, groups, *arrays, n_boot: int = 1000, level: float = 0.95, seed: int = 0):
+def bootstrap_ci(metric, groups, *arrays, n_boot: int = 1000, level: float = 0.95, seed: int = 0,
+                 digits: int | None = None):
     """Percentile bootstrap interval of ``metric(*arrays)``, resampling whole ``groups``.
 
     ``groups`` names the held-out unit of each row (patient, series, case, subject); each
@@ -86,7 +87,7 @@ def bootstrap_ci(metric, groups, *arrays, n_boot: int = 1000, level: float = 0.9
     (labels, scores, per-row statistics ...); ``metric`` receives them subset in the same
     order. Replicates where the metric is undefined (``nan``, e.g. an AUC drawn with one
     class only) are dropped. Returns ``[low, high]``, or ``None`` with fewer than two units
-    or fewer than half the replicates defined.
+    or fewer than half the replicates defined. ``digits`` rounds the bounds (for metrics.json).
 
     >>> bootstrap_ci(np.mean, ["a", "a", "b", "b"], np.array([0., 0., 1., 1.]))
     [0.0, 1.0]
@@ -111,17 +112,16 @@ def bootstrap_ci(metric, groups, *arrays, n_boot: int = 1000, level: float = 0.9
     if len(values) < n_boot / 2:
         return None
     alpha = (1 - level) / 2
-    low, high = np.quantile(values, [alpha, 1 - alpha])
-    return [float(low), float(high)]
+    bounds = [float(b) for b in np.quantile(values, [alpha, 1 - alpha])]
+    return bounds if digits is None else [round(b, digits) for b in bounds]
 
 
 def with_ci(metric, groups, *arrays, digits: int = 4, **kwargs) -> tuple[float, list | None]:
     """``(metric(*arrays), bootstrap_ci(...))``, both rounded to ``digits``: a headline
     number and its interval, ready for ``metrics.json`` as ``key`` and ``key_ci``."""
     value = float(metric(*arrays))
-    ci = bootstrap_ci(metric, groups, *arrays, **kwargs)
     return (round(value, digits) if np.isfinite(value) else None,
-            None if ci is None else [round(c, digits) for c in ci])
+            bootstrap_ci(metric, groups, *arrays, digits=digits, **kwargs))
 
 
 def format_ci(value, ci, digits: int = 3) -> str:

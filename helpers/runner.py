@@ -136,6 +136,25 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def _with_intervals(flat: dict) -> dict:
+    """Fold each ``<key>_ci`` (flattened: ``<key>_ci`` or ``<key>_ci.<sub>``) into its metric's
+    cell as ``value [low, high]``, so a reader sees the point and its interval together."""
+    def base(key):
+        head, _, sub = key.partition(".")
+        return head[:-3] + (f".{sub}" if sub else "") if head.endswith("_ci") else None
+
+    cis = {base(k): v for k, v in flat.items() if base(k) in flat}
+    out = {}
+    for key, value in flat.items():
+        if base(key) in flat:
+            continue
+        text = _fmt(value)
+        if isinstance(cis.get(key), list) and len(cis[key]) == 2:
+            text += f" [{_fmt(cis[key][0])}, {_fmt(cis[key][1])}]"
+        out[key] = text
+    return out
+
+
 def write_index(records: list[dict], out_dir: str | Path, profile: str) -> Path:
     """Write ``index.html``: links to each notebook's HTML and a table of metrics and times."""
     out_dir = Path(out_dir)
@@ -143,8 +162,8 @@ def write_index(records: list[dict], out_dir: str | Path, profile: str) -> Path:
     for rec in records:
         name = rec["notebook"]
         link = f'<a href="{html.escape(name)}.html">{html.escape(name)}</a>' if rec.get("html") else html.escape(name)
-        metrics = "<br>".join(f"<code>{html.escape(k)}</code> = {html.escape(_fmt(v))}"
-                              for k, v in _flatten(rec.get("metrics", {})).items())
+        metrics = "<br>".join(f"<code>{html.escape(k)}</code> = {html.escape(v)}"
+                              for k, v in _with_intervals(_flatten(rec.get("metrics", {}))).items())
         status = rec.get("status", "ok")
         rows.append(f"<tr class='{status}'><td>{link}</td><td>{status}</td>"
                     f"<td style='text-align:right'>{rec.get('seconds', '')}</td><td>{metrics}</td></tr>")
@@ -156,7 +175,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}} tr.failed{{bac
 code{{font-size:90%}}</style></head><body>
 <h1>Deep learning on medical images: run of profile <code>{html.escape(profile)}</code></h1>
 <p>{len(records)} notebooks, {total:.0f} s of notebook execution, written {time.strftime('%Y-%m-%d %H:%M:%S')}.</p>
-<table><tr><th>notebook</th><th>status</th><th>seconds</th><th>headline metrics (metrics.json)</th></tr>
+<table><tr><th>notebook</th><th>status</th><th>seconds</th><th>headline metrics (metrics.json; [95 % interval])</th></tr>
 {''.join(rows)}
 </table></body></html>
 """

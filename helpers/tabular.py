@@ -168,8 +168,23 @@ def _cross_validate(splits, X, y, model) -> dict:
         folds.append(test)
         fold_auc.append(auc(y[test], scores[test]))
         fold_acc.append(float(np.mean((scores[test] >= 0.5) == y[test])))
-    return {"scores": scores, "folds": folds, "fold_auc": fold_auc, "fold_accuracy": fold_acc,
+    fold_of = np.full(len(y), -1)
+    for k, test in enumerate(folds):
+        fold_of[test] = k
+    return {"scores": scores, "folds": folds, "fold_of": fold_of, "fold_auc": fold_auc, "fold_accuracy": fold_acc,
             "auc": float(np.nanmean(fold_auc)), "accuracy": float(np.mean(fold_acc))}
+
+
+def mean_fold_auc(y, scores, fold_of) -> float:
+    """The headline of :func:`grouped_cv` recomputed from rows: the mean over folds of each
+    fold's AUC (folds with one class left out). Row-aligned inputs, so
+    ``evaluation.bootstrap_ci(mean_fold_auc, patients, y, cv["scores"], cv["fold_of"])``
+    resamples patients and gives the interval of that same headline."""
+    from .evaluation import auc
+
+    y, scores, fold_of = np.asarray(y), np.asarray(scores), np.asarray(fold_of)
+    values = [auc(y[fold_of == k], scores[fold_of == k]) for k in np.unique(fold_of)]
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
 
 def grouped_cv(features: pd.DataFrame, y, groups, n_splits: int = 5, seed: int = 0, model=None) -> dict:
@@ -177,7 +192,8 @@ def grouped_cv(features: pd.DataFrame, y, groups, n_splits: int = 5, seed: int =
 
     Each row is scored by a model fitted on the other folds' patients only. Returns
     ``scores`` (out-of-fold probabilities of class 1), ``folds`` (test positions per fold),
-    ``fold_auc`` / ``fold_accuracy`` (threshold 0.5) and their means ``auc`` / ``accuracy``
+    ``fold_of`` (each row's fold), ``fold_auc`` / ``fold_accuracy`` (threshold 0.5) and their
+    means ``auc`` / ``accuracy``
     (folds with one class only have no AUC and are left out of the mean).
 
     The headline is the *mean of the per-fold AUCs*, not the AUC of the pooled scores:

@@ -21,11 +21,13 @@ def test_01_counts_equal_the_ground_truth(run_notebook):
     }
 
 
-def test_01_runs_unchanged_on_another_dataset(run_notebook, variant_dataset):
-    """Another seed: other image size, patients, groups, window tags and broken files."""
+def test_01_runs_unchanged_on_another_dataset(run_notebook, variant_dataset, generator_free_dataset):
+    """Another seed (other image size, patients, groups, window tags and broken files), and
+    none of the generator's own files (a real download has no ground_truth*.*)."""
     root, truth = variant_dataset("rsna")
     assert truth["image_size"] != _truth()["image_size"]
-    metrics = run_notebook("01_data_cleaning", variant="seed1", data_dir=str(root))["metrics"]
+    metrics = run_notebook("01_data_cleaning", variant="seed1-generator-free",
+                           data_dir=str(generator_free_dataset("rsna", root)))["metrics"]
     assert metrics["n_files"] == truth["n_files"] and metrics["n_unreadable"] == truth["n_broken"]
     assert metrics["n_repaired"] == truth["n_defective"]
     assert metrics["n_dropped_low_brain"] == truth["n_low_brain"]
@@ -39,5 +41,7 @@ def test_02_counts_equal_the_cleaned_ground_truth(run_notebook):
     assert metrics["n_images"] == kept["n_images"]
     assert metrics["n_positive_any"] == kept["n_positive_any"]
     assert metrics["positive_rate_any"] == pytest.approx(kept["n_positive_any"] / kept["n_images"], abs=1e-4)
+    low, high = metrics["positive_rate_any_ci"]   # resampled by patient
+    assert 0 <= low <= metrics["positive_rate_any"] <= high <= 1
     for subtype in ("epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural"):
         assert metrics[f"n_{subtype}"] == kept[f"n_{subtype}"]

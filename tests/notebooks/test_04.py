@@ -19,6 +19,10 @@ def test_cnn_learns_and_metadata_does_not(metrics):
     assert 0.2 <= metrics["metadata_auc"] <= 0.8
     assert metrics["metadata_auc"] < metrics["cnn_auc"]
     assert 1e-5 <= metrics["lr_found"] <= 1.0
+    for key in ("cnn_auc", "metadata_auc"):   # patient-level bootstrap intervals
+        low, high = metrics[f"{key}_ci"]
+        assert 0 <= low <= metrics[key] <= high <= 1, key
+    assert not any(k.startswith("external_") for k in metrics), "no external_data_dir, no external keys"
 
 
 @pytest.mark.notebook
@@ -39,8 +43,17 @@ def test_leaks_and_bugs_are_shown(metrics):
 
 
 @pytest.mark.notebook
-def test_runs_on_another_dataset(run_notebook, variant_dataset):
-    path, _ = variant_dataset("rsna")
-    record = run_notebook(STEM, variant="seed1", data_dir=str(path), seed=1)
-    assert record["metrics"]["cnn_auc"] >= 0.70
-    assert 0.2 <= record["metrics"]["metadata_auc"] <= 0.8
+def test_runs_on_unseen_data_without_generator_files_and_validates_externally(run_notebook, variant_dataset,
+                                                                                 generator_free_dataset):
+    # trained on another RSNA-layout folder (seed 1) without ground_truth*.*, tested on our smoke set as "another site"
+    path = generator_free_dataset("rsna", variant_dataset("rsna")[0])
+    external = datasets.synthetic_dir("rsna", "smoke")
+    record = run_notebook(STEM, variant="seed1-generator-free", data_dir=str(path), seed=1,
+                          external_data_dir=str(external))
+    m = record["metrics"]
+    assert m["cnn_auc"] >= 0.70
+    assert 0.2 <= m["metadata_auc"] <= 0.8
+    truth = synthetic.load_ground_truth(external)
+    assert 0 < m["external_n_images"] <= truth["n_images"] - truth["n_low_brain"]
+    low, high = m["external_cnn_auc_ci"]
+    assert 0 <= low <= m["external_cnn_auc"] <= high <= 1 and m["external_cnn_auc"] >= 0.6

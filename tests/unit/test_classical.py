@@ -44,6 +44,17 @@ def test_nested_cv_and_summary():
     assert "±" in summary["accuracy"].iloc[0]
     again = classical.nested_cv(X, y, models, outer_folds=3, inner_folds=3, seed=0, n_jobs=1)
     assert np.array_equal(again["accuracy"], results["accuracy"]), "seeded: same folds, same scores"
+    # every subject is predicted once per model, out of fold; the fold accuracies follow from them
+    pred = results.attrs["predictions"]
+    assert len(pred) == 4 * len(y)
+    for name, part in pred.groupby("model"):
+        assert sorted(part["subject"]) == list(range(len(y)))
+        by_fold = part.assign(ok=part["y_true"] == part["y_pred"]).groupby("fold")["ok"].mean()
+        np.testing.assert_allclose(by_fold.to_numpy(), results[results["model"] == name]["accuracy"])
+    cis = classical.accuracy_ci(results, seed=0, n_boot=200)
+    assert list(cis) == list(classical.MODEL_NAMES)
+    for name, (low, high) in cis.items():
+        assert 0 <= low <= acc[name] + 0.02 and acc[name] - 0.02 <= high <= 1
 
 
 def test_best_model_on_split_reports_held_out_scores():

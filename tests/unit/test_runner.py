@@ -54,11 +54,13 @@ def test_failing_cell_names_notebook_and_shows_traceback(tmp_path):
 
 def test_index_html_links_notebooks_and_tabulates_metrics(tmp_path):
     records = [{"notebook": "01_x", "seconds": 12.5, "html": True,
-                "metrics": {"auc": 0.91234, "per": {"a": 1}}},
+                "metrics": {"auc": 0.91234, "auc_ci": [0.85, 0.95], "per": {"a": 1},
+                            "acc": {"24": 0.8}, "acc_ci": {"24": [0.7, 0.9]}}},
                {"notebook": "02_y", "seconds": 0, "status": "failed", "html": True}]
     page = runner.write_index(records, tmp_path, "smoke").read_text()
     assert 'href="01_x.html"' in page and 'href="02_y.html"' in page
-    assert "auc</code> = 0.9123" in page and "per.a</code> = 1" in page
+    assert "auc</code> = 0.9123 [0.85, 0.95]" in page and "per.a</code> = 1" in page
+    assert "acc.24</code> = 0.8 [0.7, 0.9]" in page and "auc_ci" not in page, "intervals sit beside their metric"
     assert "failed" in page and "12.5" in page
 
 

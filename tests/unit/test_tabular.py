@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import tabular
+from helpers import evaluation, tabular
 
 
 def _index(n_patients=12, per=10, seed=0):
@@ -69,6 +69,11 @@ def test_grouped_cv_finds_real_signal_and_no_fake_signal():
         assert not set(groups.iloc[test_rows]) & train_patients
     noise = tabular.grouped_cv(feats[["noise"]], y, groups, 5, 0, tabular.make_forest(0, 30))
     assert abs(noise["auc"] - 0.5) < 0.15
+    # the headline recomputed from rows is the same number, and its patient bootstrap brackets it
+    assert tabular.mean_fold_auc(y, res["scores"], res["fold_of"]) == pytest.approx(res["auc"])
+    low, high = evaluation.bootstrap_ci(tabular.mean_fold_auc, groups, y, noise["scores"], noise["fold_of"],
+                                        n_boot=200, seed=0)
+    assert low <= noise["auc"] <= high and low < 0.5 < high, "no signal: the interval contains chance"
 
 
 def test_slice_split_leaks_patient_level_labels():
