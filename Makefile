@@ -15,7 +15,7 @@ export TF_ENABLE_ONEDNN_OPTS := 0
 export KERAS_BACKEND := tensorflow
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup run test test-unit test-notebooks test-nbval lab lock bench clean
+.PHONY: setup run test test-unit test-notebooks test-nbval lab lock bench generalise clean
 
 setup: $(STAMP)
 
@@ -58,6 +58,10 @@ bench: setup
 	$(PY) bench/bench_index_dicoms.py
 	$(PY) bench/bench_cleaning.py
 	$(PY) bench/bench_input_pipeline.py
+
+# Own data vs site variants the notebooks never saw: 04-08 side by side (a benchmark, not a test).
+generalise: setup
+	$(PY) bench/generalise.py --profile $(if $(filter command line,$(origin PROFILE)),$(PROFILE),smoke)
 
 clean:
 	rm -rf runs

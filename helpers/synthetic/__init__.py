@@ -22,6 +22,8 @@ from pathlib import Path
 DATASETS = ("rsna", "dsb2", "luna16", "hcp")
 SIZES = ("smoke", "full")
 GROUND_TRUTH = "ground_truth.json"
+#: Files only our generators write: not part of any public layout, so optional for every reader.
+GENERATOR_ONLY = (GROUND_TRUTH, "ground_truth_lesions.csv")
 
 
 def image_header(sop_class_uid: str, modality: str, patient_id: str, study_uid: str, series_uid: str,

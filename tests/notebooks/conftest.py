@@ -66,26 +66,27 @@ def variant_dataset():
     return _variant_dataset
 
 
-#: Files that only our generators write (not part of any layout in ../shared/DATASETS.md).
-GENERATOR_ONLY = ("ground_truth.json", "ground_truth_lesions.csv")
+from helpers.synthetic import GENERATOR_ONLY  # noqa: E402 - files no public layout has
 _CACHE = shutil.ignore_patterns(".medimg_cache")  # caches are rebuilt for the copy
 
 
-def _generator_free_dataset(name: str) -> Path:
-    """A copy of the smoke synthetic dataset ``name`` with every generator-only file removed,
-    as a real download would be (under ``data/synthetic/test-generator-free/<name>``).
+def _generator_free_dataset(name: str, source: Path | None = None) -> Path:
+    """A copy of a dataset with every generator-only file removed, as a real download would
+    be: by default the smoke synthetic dataset ``name``, else the dataset folder ``source``
+    (e.g. a variant); under ``data/synthetic/test-generator-free/<folder name>``.
 
     Copied once per content: a marker file records the source's ``ground_truth.json``
     checksum, so a regenerated source is copied again. Raw files are hard-linked when the
-    file system allows it (they are never modified), else copied."""
+    file system allows it (they are never modified), else copied; caches are not copied."""
     import hashlib
 
     from helpers import datasets
 
-    source = datasets.resolve(name, None, "smoke", 0)
+    source = datasets.resolve(name, None, "smoke", 0) if source is None else Path(source)
     stamp = hashlib.sha256((source / "ground_truth.json").read_bytes()).hexdigest()
-    target = paths.data_root() / "synthetic" / "test-generator-free" / name
-    marker = target.parent / f".{name}.source"
+    label = name if source.name == name else f"{name}-{source.name}"
+    target = paths.data_root() / "synthetic" / "test-generator-free" / label
+    marker = target.parent / f".{label}.source"
     if not (target.is_dir() and marker.is_file() and marker.read_text() == stamp):
         shutil.rmtree(target, ignore_errors=True)
         try:
