@@ -43,8 +43,12 @@ HEADLINES = {
 }
 
 
-def build_sites(profile_size: str, sites: list[str], out_root: Path) -> dict[str, dict[str, Path]]:
-    """Every site's four datasets: generator seed 11, 12, ... (never our seed 0), then the site's transforms."""
+def build_sites(profile_size: str, sites: list[str], out_root: Path, combine: int = 1) -> dict[str, dict[str, Path]]:
+    """Every site's four datasets: generator seed 11, 12, ... (never our seed 0), then the site's transforms.
+
+    ``combine`` > 1 joins that many generator seeds per site for the layouts
+    ``variants.combine`` supports (LUNA16), so the held-out set has more series.
+    """
     built = {}
     for i, site in enumerate(sites):
         seed = 11 + i
@@ -52,6 +56,9 @@ def build_sites(profile_size: str, sites: list[str], out_root: Path) -> dict[str
         for name in datasets.LAYOUTS:
             start = time.perf_counter()
             source = datasets.resolve(name, None, profile_size, seed)
+            if combine > 1 and name in variants.COMBINERS:
+                parts = [source] + [datasets.resolve(name, None, profile_size, seed + 100 * j) for j in range(1, combine)]
+                source = variants.combine(name, parts, out_root / site / f".{name}-combined")
             target = out_root / site / name
             variants.make_variant(name, source, target, variants.SITES[site], seed=seed)
             built[site][name] = target
@@ -90,12 +97,15 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", default="smoke", help="smoke or full (the series' parameter profiles)")
     parser.add_argument("--sites", default=",".join(variants.SITES), help="comma-separated presets of variants.SITES")
     parser.add_argument("--only", default=",".join(HEADLINES), help="comma-separated notebook stems (04-08)")
+    parser.add_argument("--combine", type=int, default=1,
+                        help="join this many generator seeds per site where the layout allows (LUNA16)")
     args = parser.parse_args(argv)
     sites, stems = args.sites.split(","), args.only.split(",")
     size = runner.load_profile(args.profile)["00_setup"].get("synthetic_size", "full")
-    out = paths.runs_root() / f"generalise-{args.profile}"
+    tag = args.profile + (f"-x{args.combine}" if args.combine > 1 else "")
+    out = paths.runs_root() / f"generalise-{tag}"
     print(f"building site variants ({size} datasets)", flush=True)
-    built = build_sites(size, sites, paths.data_root() / "variants" / size)
+    built = build_sites(size, sites, paths.data_root() / "variants" / (size + tag[len(args.profile):]), args.combine)
     results: dict[str, dict[str, dict]] = {}
     seconds: dict[str, float] = {}
     for column in ["own data"] + sites:
@@ -115,13 +125,13 @@ def main(argv=None) -> int:
     columns = ["own data"] + sites
     md = table(results, columns)
     knobs = "\n".join(f"- `{s}`: {variants.SITES[s]}" for s in sites)
-    report = (f"# Own data vs unseen sites, profile `{args.profile}`\n\n`python bench/generalise.py --profile "
-              f"{args.profile}`; 95 % bootstrap intervals over the held-out units. Sites (generator seeds 11, 12, "
+    command = " ".join(["python bench/generalise.py"] + (argv if argv is not None else sys.argv[1:]))
+    report = (f"# Own data vs unseen sites, profile `{args.profile}`\n\n`{command}`; 95 % bootstrap intervals over the held-out units. Sites (generator seeds 11, 12, "
               f"…, then transformed):\n{knobs}\n\n{md}\n\nwall time per column (s): {seconds}\n")
     results_dir = ROOT / "bench" / "results"
     results_dir.mkdir(exist_ok=True)
-    (results_dir / f"generalise-{args.profile}.md").write_text(report)
-    (results_dir / f"generalise-{args.profile}.json").write_text(json.dumps(
+    (results_dir / f"generalise-{tag}.md").write_text(report)
+    (results_dir / f"generalise-{tag}.json").write_text(json.dumps(
         {c: {s: {k: value_of(m, k, sub) for _, k, sub in HEADLINES[s][1]} for s, m in r.items()}
          for c, r in results.items()}, indent=1))
     print("\n" + report)

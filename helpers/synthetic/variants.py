@@ -25,7 +25,8 @@ files, not of a generator, so they survive a rewrite of the generators:
 Labels, annotations and masks are transformed with the images, so they still hold.
 Files that cannot be read are copied as they are (they stay broken). Generator-only files
 (``ground_truth.json`` and the like) are never copied: a variant is what a user brings.
-``python -m helpers.synthetic.variants --help`` builds one from the command line.
+``python -m helpers.synthetic.variants --help`` builds one from the command line, and
+``combine("luna16", [a, b], out)`` joins datasets into a larger one (more held-out series).
 """
 from __future__ import annotations
 
@@ -290,6 +291,48 @@ def make_variant(name: str, source, out, site: Site | None = None, seed: int = 0
         for extra in GENERATOR_ONLY:
             assert not list(tmp.rglob(extra)), f"a variant must not carry {extra}"
         (tmp / ".variant.json").write_text(pd.Series({**asdict(site), "source": str(source)}).to_json())
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _combine_luna16(sources: list[Path], out: Path) -> dict:
+    """LUNA16 folders side by side: subsets renumbered in order, annotations concatenated."""
+    k, notes = 0, []
+    for source in sources:
+        for subset in sorted((p for p in source.glob("subset*") if p.is_dir()), key=lambda p: (len(p.name), p.name)):
+            shutil.copytree(subset, out / f"subset{k}")
+            k += 1
+        notes.append(pd.read_csv(source / "annotations.csv"))
+    table = pd.concat(notes, ignore_index=True)
+    uids = [f.stem for f in out.glob("subset*/*.mhd")]
+    if len(uids) != len(set(uids)):
+        raise ValueError("the sources share series UIDs: they are not independent datasets")
+    table.to_csv(out / "annotations.csv", index=False)
+    return {"n_series": len(uids), "n_subsets": k}
+
+
+#: Layouts that ``combine`` can join (one per dataset whose held-out set is small at our sizes).
+COMBINERS = {"luna16": _combine_luna16}
+
+
+def combine(name: str, sources, out, overwrite: bool = False) -> Path:
+    """One larger dataset from several in the same layout (e.g. two generator seeds), for
+    held-out sets big enough to measure on. Written atomically, like ``make_variant``."""
+    from ..datasets import check_layout
+
+    if name not in COMBINERS:
+        raise ValueError(f"combine supports {sorted(COMBINERS)}, not {name!r}")
+    sources, out = [check_layout(name, s) for s in sources], Path(out)
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        return out
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        COMBINERS[name](sources, tmp)
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
     finally:

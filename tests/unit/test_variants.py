@@ -112,3 +112,19 @@ def test_an_existing_variant_is_kept_unless_overwritten(out, tmp_path):
     variants.make_variant("luna16", source, root, max_items=2, overwrite=True)
     assert len(list(root.glob("subset*/*.mhd"))) == 2
     assert not list(tmp_path.glob(".v.tmp"))
+
+
+def test_combine_luna16_joins_two_datasets_and_refuses_shared_series(out):
+    a, b = datasets.resolve("luna16", None, "smoke", 0), datasets.resolve("luna16", None, "smoke", 1)
+    root = variants.combine("luna16", [a, b], out / "luna16-combined")
+    series = [luna16.index_series(s, use_cache=False) for s in (a, b, root)]
+    assert len(series[2]) == len(series[0]) + len(series[1])
+    assert set(series[2]["seriesuid"]) == set(series[0]["seriesuid"]) | set(series[1]["seriesuid"])
+    notes = [len(pd.read_csv(s / "annotations.csv")) for s in (a, b, root)]
+    assert notes[2] == notes[0] + notes[1]
+    assert not [p for name in GENERATOR_ONLY for p in root.rglob(name)]
+    with pytest.raises(ValueError, match="share series"):
+        variants.combine("luna16", [a, a], out / "luna16-twice")
+    assert not (out / "luna16-twice").exists()
+    with pytest.raises(ValueError, match="supports"):
+        variants.combine("hcp", [a], out / "hcp-combined")
