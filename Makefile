@@ -15,7 +15,7 @@ export TF_ENABLE_ONEDNN_OPTS := 0
 export KERAS_BACKEND := tensorflow
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup run test test-unit test-notebooks test-nbval lab lock bench generalise clean
+.PHONY: setup run test lint test-unit test-notebooks test-nbval lab lock bench generalise clean
 
 setup: $(STAMP)
 
@@ -32,7 +32,10 @@ $(STAMP): pyproject.toml constraints.txt
 run: setup
 	$(PY) -m helpers.runner --profile $(PROFILE)
 
-test: test-unit test-notebooks test-nbval
+test: lint test-unit test-notebooks test-nbval
+
+lint: setup
+	$(VENV)/bin/ruff check helpers tests bench tools notebooks
 
 test-unit: setup
 	$(PY) -m pytest tests --ignore=tests/notebooks -q

@@ -22,7 +22,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 
 from helpers import augment, ct, datasets, repro, rsna, training  # noqa: E402
 from helpers.io import write_json  # noqa: E402

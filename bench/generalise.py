@@ -43,7 +43,8 @@ HEADLINES = {
 }
 
 
-def build_sites(profile_size: str, sites: list[str], out_root: Path, combine: int = 1) -> dict[str, dict[str, Path]]:
+def build_sites(profile_size: str, sites: list[str], out_root: Path, combine: int = 1,
+                names=tuple(datasets.LAYOUTS)) -> dict[str, dict[str, Path]]:
     """Every site's four datasets: generator seed 11, 12, ... (never our seed 0), then the site's transforms.
 
     ``combine`` > 1 joins that many generator seeds per site for the layouts
@@ -53,7 +54,7 @@ def build_sites(profile_size: str, sites: list[str], out_root: Path, combine: in
     for i, site in enumerate(sites):
         seed = 11 + i
         built[site] = {}
-        for name in datasets.LAYOUTS:
+        for name in names:
             start = time.perf_counter()
             source = datasets.resolve(name, None, profile_size, seed)
             if combine > 1 and name in variants.COMBINERS:
@@ -105,7 +106,8 @@ def main(argv=None) -> int:
     tag = args.profile + (f"-x{args.combine}" if args.combine > 1 else "")
     out = paths.runs_root() / f"generalise-{tag}"
     print(f"building site variants ({size} datasets)", flush=True)
-    built = build_sites(size, sites, paths.data_root() / "variants" / (size + tag[len(args.profile):]), args.combine)
+    built = build_sites(size, sites, paths.data_root() / "variants" / (size + tag[len(args.profile):]), args.combine,
+                        names=sorted({HEADLINES[stem][0] for stem in stems}))
     results: dict[str, dict[str, dict]] = {}
     seconds: dict[str, float] = {}
     for column in ["own data"] + sites:

@@ -23,13 +23,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import paths
 from .io import atomic_path
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CACHE_FOLDER = ".medimg_cache"
 
@@ -69,7 +73,7 @@ def fingerprint(files: Iterable[str | os.PathLike], **params) -> str:
     return h.hexdigest()[:16]
 
 
-def cached_table(path: str | os.PathLike, build: Callable[[], "pd.DataFrame"]):
+def cached_table(path: str | os.PathLike, build: Callable[[], pd.DataFrame]):
     """Read the Parquet table at ``path``, or ``build()`` it, write it atomically and return it."""
     import pandas as pd
 

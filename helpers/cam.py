@@ -19,14 +19,16 @@ nilearn, in world coordinates (mm) given by the volume's affine.
 """
 from __future__ import annotations
 
+import helpers  # noqa: F401  (TF logging variables before keras is imported)
+
+# isort: split
+
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import ndimage
-
-import helpers  # noqa: F401  (TF logging variables before keras is imported)
 
 _CONV_TYPES = ("Conv1D", "Conv2D", "Conv3D", "SeparableConv2D", "DepthwiseConv2D", "Conv2DTranspose",
                "Conv3DTranspose")

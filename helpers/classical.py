@@ -244,7 +244,7 @@ def plot_leakage(experiments: dict, ax=None):
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5))
     width = 0.38
-    for i, (title, res) in enumerate(experiments.items()):
+    for i, res in enumerate(experiments.values()):
         for j, (kind, color) in enumerate([("leaky", "C3"), ("honest", "C0")]):
             ax.bar(i + (j - 0.5) * width, res[kind], width, color=color, label=kind if i == 0 else None)
             ax.text(i + (j - 0.5) * width, res[kind] + 0.01, f"{res[kind]:.2f}", ha="center", fontsize=8)

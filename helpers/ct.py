@@ -12,7 +12,7 @@ Windows here are ``(level, width)`` in HU. The commonly quoted "W/L" order is re
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

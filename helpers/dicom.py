@@ -45,9 +45,10 @@ import math
 import os
 import struct
 import warnings
-from functools import lru_cache
+from collections.abc import Iterable, Sequence
+from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -84,7 +85,7 @@ _SINGLE_TEXT_VRS = frozenset({"ST", "LT", "UT", "UR"})                      # ne
 _BINARY_FORMATS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d", "SV": "q", "UV": "Q"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _dictionary_entry(tag: int) -> tuple[str, str, bool]:
     """(keyword, dictionary VR, multi-valued by the dictionary) of a tag; keyword '' if unknown."""
     from pydicom import datadict

@@ -7,7 +7,7 @@ compose figures, and returns the matplotlib Figure it drew on. Images are 2-D ar
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np

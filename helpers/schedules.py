@@ -6,10 +6,11 @@ to ``end_lr`` at ``max_iter`` and staying there.
 """
 from __future__ import annotations
 
-import numpy as np
-
 import helpers  # noqa: F401  (TF logging variables before keras is imported)
+
+# isort: split
 import keras
+import numpy as np
 
 
 def poly_lr(step, initial_lr: float, max_steps: int, power: float = 0.9, end_lr: float = 0.0):

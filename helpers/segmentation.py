@@ -26,7 +26,6 @@ import pandas as pd
 
 from . import cache, datasets
 
-
 # --------------------------------------------------------------------------- data
 
 def load_slices(dataset: str, root: str | os.PathLike, image_size: int, seed: int = 0,

@@ -21,15 +21,17 @@
 """
 from __future__ import annotations
 
+import helpers  # noqa: F401  (TF logging variables before Keras is imported)
+
+# isort: split
+
 import math
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
-import numpy as np
-
-import helpers  # noqa: F401  (TF logging variables before Keras is imported)
 import keras
+import numpy as np
 
 
 # ----------------------------------------------------------------------------- LR finder

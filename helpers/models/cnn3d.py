@@ -17,12 +17,13 @@ weights, so even a network for 155x165x195 volumes can be measured on a laptop.
 """
 from __future__ import annotations
 
-from typing import Sequence
-
-import numpy as np
-
 import helpers  # noqa: F401  (TF logging variables before keras is imported)
+
+# isort: split
+from collections.abc import Sequence
+
 import keras
+import numpy as np
 from keras import layers, ops
 
 LAST_CONV = "last_conv"

@@ -10,6 +10,9 @@ Input sides must be divisible by ``2 ** depth``.
 from __future__ import annotations
 
 import helpers  # noqa: F401  (TF logging variables before keras is imported)
+
+# isort: split
+
 import keras
 from keras import layers, ops
 

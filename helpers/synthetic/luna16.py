@@ -81,7 +81,7 @@ def _random_lung_point(rng, anat: dict, margin: float) -> np.ndarray:
 def _box(centre_mm, radius_mm, spacing, shape):
     """Index slices (z, y, x) of the voxels within ``radius_mm`` of ``centre_mm`` (x, y, z)."""
     out = []
-    for axis, (c, s, n) in enumerate(zip(centre_mm[::-1], spacing, shape)):
+    for c, s, n in zip(centre_mm[::-1], spacing, shape):
         lo, hi = int(np.floor((c - radius_mm) / s)), int(np.ceil((c + radius_mm) / s)) + 1
         out.append(slice(max(lo, 0), min(max(hi, 0), n)))
     return tuple(out)

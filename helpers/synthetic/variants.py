@@ -9,8 +9,9 @@ files, not of a generator, so they survive a rewrite of the generators:
     pixel / voxel spacing × this factor (images resampled so the anatomy keeps its size in
     mm; > 1 means coarser images with fewer pixels, < 1 finer ones).
 ``noise``
-    extra Gaussian noise: in HU for CT (RSNA, LUNA16), as a fraction of the median signal
-    for MR (DSB2, HCP).
+    MR only (DSB2, HCP): extra Gaussian noise, as a fraction of the median signal.
+``noise_hu``
+    CT only (RSNA, LUNA16): extra Gaussian noise in Hounsfield units (a lower dose).
 ``gain``
     MR only: every intensity × this (scanner gain); CT values are physical and keep theirs.
 ``blur_mm``
@@ -31,6 +32,7 @@ Files that cannot be read are copied as they are (they stay broken). Generator-o
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -48,6 +50,7 @@ class Site:
 
     spacing_scale: float = 1.0
     noise: float = 0.0
+    noise_hu: float = 0.0
     gain: float = 1.0
     blur_mm: float = 0.0
     transpose: bool = False
@@ -56,8 +59,8 @@ class Site:
 
 #: A few sites unlike our defaults, used by ``bench/generalise.py``.
 SITES = {
-    "coarse-noisy": Site(spacing_scale=1.4, noise=0.06, gain=1.8, blur_mm=0.8, transpose=True),
-    "fine-soft": Site(spacing_scale=0.8, noise=0.02, gain=0.6, blur_mm=1.2),
+    "coarse-noisy": Site(spacing_scale=1.4, noise=0.06, noise_hu=25.0, gain=1.8, blur_mm=0.8, transpose=True),
+    "fine-soft": Site(spacing_scale=0.8, noise=0.02, noise_hu=8.0, gain=0.6, blur_mm=1.2),
 }
 
 
@@ -131,7 +134,7 @@ def _rewrite_dicom(src: Path, dst: Path, site: Site, rng, mr: bool):
     if site.transpose:
         values, spacing = values.T, spacing[::-1]
     scale_noise = float(np.median(values[values > np.percentile(values, 50)])) if mr else 1.0
-    values = _degrade(values, spacing, site, site.noise * scale_noise, rng)
+    values = _degrade(values, spacing, site, site.noise * scale_noise if mr else site.noise_hu, rng)
     if mr:
         values = values * site.gain
     old_shape = values.shape
@@ -217,7 +220,7 @@ def _luna16(source: Path, out: Path, site: Site, rng) -> dict:
                 if part.exists():
                     shutil.copyfile(part, out / part.relative_to(source))
             continue
-        values = _degrade(volume, spacing, site, site.noise, rng)
+        values = _degrade(volume, spacing, site, site.noise_hu, rng)
         new = _resample(values, site.spacing_scale)
         new_spacing = np.asarray(spacing, float) * np.asarray(volume.shape) / np.asarray(new.shape)
         # keep the world extent: the first voxel centre moves by half the change of voxel size
@@ -269,19 +272,29 @@ def _hcp(source: Path, out: Path, site: Site, rng) -> dict:
 WRITERS = {"rsna": _rsna, "dsb2": _dsb2, "luna16": _luna16, "hcp": _hcp}
 
 
+def _recorded(out: Path) -> dict | None:
+    """The knobs an existing variant was built with (``None`` if there is none)."""
+    try:
+        return json.loads((out / ".variant.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def make_variant(name: str, source, out, site: Site | None = None, seed: int = 0, overwrite: bool = False,
                  **knobs) -> Path:
     """Write ``source`` (a ``name``-layout folder) as another site would give it to ``out``.
 
     ``site`` (or the same fields as keywords) sets the knobs; ``seed`` the noise. The copy is
-    built in a temporary folder and moved into place, so a half-written variant is never read;
-    an existing ``out`` is kept unless ``overwrite``. Returns ``out``.
+    built in a temporary folder and moved into place, so a half-written variant is never read.
+    An existing ``out`` built from the same source with the same knobs (its ``.variant.json``)
+    is kept; one built otherwise is rebuilt, and ``overwrite`` always rebuilds. Returns ``out``.
     """
     from ..datasets import check_layout
 
     site = site or Site(**knobs)
     source, out = check_layout(name, source), Path(out)
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
+    record = {**asdict(site), "seed": seed, "source": str(source)}
+    if not overwrite and _recorded(out) == record:
         return out
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -290,7 +303,7 @@ def make_variant(name: str, source, out, site: Site | None = None, seed: int = 0
         WRITERS[name](source, tmp, site, np.random.default_rng(seed))
         for extra in GENERATOR_ONLY:
             assert not list(tmp.rglob(extra)), f"a variant must not carry {extra}"
-        (tmp / ".variant.json").write_text(pd.Series({**asdict(site), "source": str(source)}).to_json())
+        (tmp / ".variant.json").write_text(json.dumps(record, indent=1))
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
     finally:

@@ -67,6 +67,7 @@ def variant_dataset():
 
 
 from helpers.synthetic import GENERATOR_ONLY  # noqa: E402 - files no public layout has
+
 _CACHE = shutil.ignore_patterns(".medimg_cache")  # caches are rebuilt for the copy
 
 

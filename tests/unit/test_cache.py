@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import cache, paths
+from helpers import cache
 
 
 def _files(tmp_path, n=3):

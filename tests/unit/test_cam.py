@@ -1,9 +1,11 @@
 """helpers.cam: Grad-CAM and CAM point at what the model responds to; the scores are right."""
+import helpers  # noqa: F401
+
+# isort: split
 import numpy as np
 import pytest
 from scipy import ndimage
 
-import helpers  # noqa: F401
 from helpers import cam
 
 SIZE = 16

@@ -1,8 +1,10 @@
 """helpers.models.cnn3d: output shapes, parameter counts, memory from shapes."""
+import helpers  # noqa: F401
+
+# isort: split
 import numpy as np
 import pytest
 
-import helpers  # noqa: F401
 from helpers.models import cnn3d
 
 

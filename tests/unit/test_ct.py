@@ -18,7 +18,7 @@ def test_window_rejects_non_positive_width():
 
 def test_named_windows_are_level_width_pairs():
     assert ct.WINDOWS["brain"] == (40.0, 80.0)
-    for level, width in ct.WINDOWS.values():
+    for _level, width in ct.WINDOWS.values():
         assert width > 0
     assert ct.named_window(np.array([600.0]), "bone")[0] == pytest.approx(0.5)
     with pytest.raises(KeyError):

@@ -27,7 +27,7 @@ def test_counts_match_the_ground_truth(smoke):
 def test_series_are_ordered_and_complete(smoke):
     root, truth, frames = smoke
     usable = dsb2.usable_frames(frames)
-    for (case, _), series in usable.groupby(["case", "series_id"]):
+    for _key, series in usable.groupby(["case", "series_id"]):
         assert list(series["frame"]) == list(range(len(series)))
         assert series["InstanceNumber"].is_monotonic_increasing
         assert series["SliceLocation"].round(1).nunique() == 1

@@ -111,7 +111,7 @@ def test_evaluate_in_native_pixels_and_mm_with_mask_and_fallback(tmp_path):
 
 
 def test_inside_lv_outside_the_image_is_outside(tmp_path):
-    data = _fake_data(tmp_path)
+    _fake_data(tmp_path)
     assert keypoints.inside_lv(tmp_path, "lv_masks/a.png", (-3, 25), (15, 25), (1, 1)) == (False, "mask")
 
 

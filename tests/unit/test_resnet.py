@@ -1,9 +1,10 @@
 """The small ResNet builder: shapes, size, residual wiring and that it can learn."""
+import helpers  # noqa: F401
+
+# isort: split
+import keras
 import numpy as np
 import pytest
-
-import helpers  # noqa: F401
-import keras
 
 from helpers.models.resnet import build_resnet, residual_block
 
@@ -19,7 +20,7 @@ def test_default_model_is_small_and_outputs_probabilities():
 def test_widths_stages_and_outputs():
     model = build_resnet((32, 32, 1), widths=(8, 16), blocks_per_stage=(1, 2), n_outputs=6, stem_strides=1)
     assert model.output_shape == (None, 6)
-    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     # stem + stage1 (1 block, 2 convs, no projection) + stage2 (2 blocks, 4 convs + 1 projection)
     assert len(convs) == 1 + 2 + 5
     # the last stage runs at 1/2 of the input (stem stride 1, one downsampling stage)

@@ -1,5 +1,4 @@
 """The RSNA generator, labels adapter and cleaning (helpers.synthetic.rsna, helpers.rsna)."""
-import os
 import re
 import shutil
 from pathlib import Path

@@ -28,7 +28,7 @@ def test_metadata_features_remove_identifiers_constants_and_free_text():
     index["any"] = 1
     feats = tabular.metadata_features(index)
     assert set(feats.columns) == {"Manufacturer", "PixelSpacing0", "ImagePositionPatient2", "WindowCenter0"}
-    assert all(feats.dtypes == float)
+    assert all(dtype == np.float64 for dtype in feats.dtypes)
     assert sorted(feats["Manufacturer"].unique()) == [0.0, 1.0]
     assert list(feats.index) == list(index.index)
     assert "PixelSpacing0" not in tabular.metadata_features(index, exclude=["PixelSpacing0"])

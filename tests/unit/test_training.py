@@ -1,9 +1,10 @@
 """LR range test, one-cycle schedule, tf.data input builder and the throughput helpers."""
+import helpers  # noqa: F401
+
+# isort: split
+import keras
 import numpy as np
 import pytest
-
-import helpers  # noqa: F401
-import keras
 import tensorflow as tf
 
 from helpers import training

@@ -23,7 +23,7 @@ def _no_generator_files(root):
 
 def test_luna16_nodules_stay_on_the_nodule_in_world_mm(out):
     source = datasets.resolve("luna16", None, "smoke", 0)
-    root = variants.make_variant("luna16", source, out / "luna16", spacing_scale=1.5, noise=20, max_items=4)
+    root = variants.make_variant("luna16", source, out / "luna16", spacing_scale=1.5, noise_hu=20, max_items=4)
     _no_generator_files(root)
     before, after = luna16.index_series(source, use_cache=False), luna16.index_series(root, use_cache=False)
     assert len(after) == 4
@@ -84,7 +84,7 @@ def test_rsna_keeps_the_representation_defect(out):
     import pydicom
 
     source = datasets.resolve("rsna", None, "smoke", 0)
-    root = variants.make_variant("rsna", source, out / "rsna", spacing_scale=1.3, noise=10, max_items=3)
+    root = variants.make_variant("rsna", source, out / "rsna", spacing_scale=1.3, noise_hu=10, max_items=3)
     _no_generator_files(root)
     files = sorted((root / "stage_2_train").glob("*.dcm"))
     assert files
@@ -103,14 +103,18 @@ def test_rsna_keeps_the_representation_defect(out):
     assert n_read > 0 and n_defective == originals > 0, "the defective slices stay defective"
 
 
-def test_an_existing_variant_is_kept_unless_overwritten(out, tmp_path):
+def test_an_existing_variant_is_kept_only_when_built_with_the_same_knobs(out, tmp_path):
     source = datasets.resolve("luna16", None, "smoke", 0)
     root = variants.make_variant("luna16", source, tmp_path / "v", max_items=1)
     stamp = (root / ".variant.json").stat().st_mtime_ns
-    variants.make_variant("luna16", source, root, max_items=2)
+    variants.make_variant("luna16", source, root, max_items=1)                # same knobs: kept
     assert (root / ".variant.json").stat().st_mtime_ns == stamp
-    variants.make_variant("luna16", source, root, max_items=2, overwrite=True)
+    variants.make_variant("luna16", source, root, max_items=2)                # other knobs: stale, rebuilt
     assert len(list(root.glob("subset*/*.mhd"))) == 2
+    assert json.loads((root / ".variant.json").read_text())["max_items"] == 2
+    stamp = (root / ".variant.json").stat().st_mtime_ns
+    variants.make_variant("luna16", source, root, max_items=2, overwrite=True)
+    assert (root / ".variant.json").stat().st_mtime_ns != stamp
     assert not list(tmp_path.glob(".v.tmp"))
 
 
