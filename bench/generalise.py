@@ -1,6 +1,6 @@
 """Own data vs unseen sites: notebooks 04-08 on our synthetic data and on site variants.
 
-For each preset in ``helpers.synthetic.variants.SITES`` this builds, for all four layouts,
+For each preset in ``helpers.synthetic.variants.SITES`` this builds, for each layout the chosen notebooks read,
 a dataset the notebooks were never tuned on: the generator run with ANOTHER seed, then
 transformed as that site's scanners would give it (spacing, orientation, noise, gain, blur;
 ``variants.make_variant``), with no generator-only file. It then runs notebooks 04-08 with
@@ -9,11 +9,14 @@ it, nothing else changed) and prints the headline metrics side by side, with the
 bootstrap intervals over the held-out units (the README's metrics contract).
 
     python bench/generalise.py --profile smoke        # make generalise PROFILE=smoke
-    python bench/generalise.py --profile full --sites coarse-noisy
+    python bench/generalise.py --profile full --combine 2 --only 06_unet_segmentation,07_keypoint_cnn
 
-This is a benchmark, not a timed test: the full profile takes about as long as the series
-times (1 + number of sites). Results go to ``runs/generalise-<profile>/`` (executed
-notebooks per site) and ``bench/results/generalise-<profile>.md`` (the table).
+``--combine 2`` joins two generator seeds per LUNA16 site (``variants.combine``), so 06 holds
+out 16 series instead of 8; ``--reuse`` takes a column from an earlier run of the same code
+instead of re-running it. This is a benchmark, not a timed test: the full profile takes
+about as long as the series times (1 + number of sites). Results go to
+``runs/generalise-<profile>[-x<N>]/`` (executed notebooks per site) and
+``bench/results/generalise-<profile>[-x<N>][-<sites>][-<notebooks>].md`` (the table).
 """
 from __future__ import annotations
 
@@ -51,8 +54,8 @@ def build_sites(profile_size: str, sites: list[str], out_root: Path, combine: in
     ``variants.combine`` supports (LUNA16), so the held-out set has more series.
     """
     built = {}
-    for i, site in enumerate(sites):
-        seed = 11 + i
+    for site in sites:
+        seed = 11 + list(variants.SITES).index(site)     # a site keeps its seed when run alone
         built[site] = {}
         for name in names:
             start = time.perf_counter()
@@ -81,9 +84,10 @@ def cell(value, ci) -> str:
     return evaluation.format_ci(value, ci, 3)
 
 
-def table(results: dict[str, dict[str, dict]], columns: list[str]) -> str:
+def table(results: dict[str, dict[str, dict]], columns: list[str], stems) -> str:
     lines = ["| notebook | metric | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
-    for stem, (_, rows) in HEADLINES.items():
+    for stem in stems:
+        rows = HEADLINES[stem][1]
         for label, key, sub in rows:
             cells = []
             for col in columns:
@@ -100,6 +104,9 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default=",".join(HEADLINES), help="comma-separated notebook stems (04-08)")
     parser.add_argument("--combine", type=int, default=1,
                         help="join this many generator seeds per site where the layout allows (LUNA16)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="take a column's metrics from an earlier run of the same profile where there is one "
+                             "(only valid when the code has not changed since)")
     args = parser.parse_args(argv)
     sites, stems = args.sites.split(","), args.only.split(",")
     size = runner.load_profile(args.profile)["00_setup"].get("synthetic_size", "full")
@@ -117,6 +124,11 @@ def main(argv=None) -> int:
             name = HEADLINES[stem][0]
             params = {} if column == "own data" else {"data_dir": str(built[column][name])}
             folder = out / ("own" if column == "own data" else column)
+            earlier = folder / stem / "metrics.json"
+            if args.reuse and earlier.is_file():
+                results[column][stem] = json.loads(earlier.read_text())
+                print(f"{column:>14s}  {stem}: reused {earlier}", flush=True)
+                continue
             try:
                 record = runner.execute_notebook(stem, args.profile, folder, params, progress=False)
                 results[column][stem] = record["metrics"]
@@ -125,12 +137,14 @@ def main(argv=None) -> int:
                 print(f"{column:>14s}  {stem}: FAILED\n{str(err)[:2000]}", flush=True)
         seconds[column] = round(time.perf_counter() - start)
     columns = ["own data"] + sites
-    md = table(results, columns)
+    md = table(results, columns, stems)
     knobs = "\n".join(f"- `{s}`: {variants.SITES[s]}" for s in sites)
     command = " ".join(["python bench/generalise.py"] + (argv if argv is not None else sys.argv[1:]))
     report = (f"# Own data vs unseen sites, profile `{args.profile}`\n\n`{command}`; 95 % bootstrap intervals over the held-out units. Sites (generator seeds 11, 12, "
               f"…, then transformed):\n{knobs}\n\n{md}\n\nwall time per column (s): {seconds}\n")
     results_dir = ROOT / "bench" / "results"
+    tag += "" if sites == list(variants.SITES) else "-" + "-".join(sites)
+    tag += "" if stems == list(HEADLINES) else "-" + "-".join(stem[:2] for stem in stems)
     results_dir.mkdir(exist_ok=True)
     (results_dir / f"generalise-{tag}.md").write_text(report)
     (results_dir / f"generalise-{tag}.json").write_text(json.dumps(

@@ -3,7 +3,7 @@
 The data flow, one function per arrow:
 
 ``candidates`` (3-D connected components of a probability volume above a threshold, each a
-point in mm with the maximum probability as its score) → ``match`` (a candidate is a HIT
+point in mm with the maximum probability as its score, ties broken by the mean) → ``match`` (a candidate is a HIT
 when its centre lies within the nodule's radius, diameter / 2 in mm, of an annotated
 centre; each nodule counted once, at its best-scoring hit; candidates that hit no nodule
 are false positives) → ``froc`` (sensitivity against the average number of false positives
@@ -18,6 +18,8 @@ import numpy as np
 
 #: False-positive rates (per scan) at which LUNA16 reads the FROC curve; their mean sensitivity is the CPM.
 FP_RATES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+#: Weight of a candidate's mean probability in its score, to order components tied at the maximum.
+TIE_BREAK = 1e-6
 
 
 def candidates(prob_volume, spacing_zyx=(1.0, 1.0, 1.0), threshold: float = 0.5) -> dict:
@@ -28,6 +30,12 @@ def candidates(prob_volume, spacing_zyx=(1.0, 1.0, 1.0), threshold: float = 0.5)
     Returns ``{"centres_mm": (C, 3) centroid of each component in mm (voxel index ×
     spacing), "scores": (C,) maximum probability inside it, "sizes": (C,) voxels}``, in
     decreasing score order.
+
+    A confident network saturates its float32 sigmoid: many components, hits and false
+    positives alike, reach a maximum of exactly 1.0, and tied scores make one threshold of
+    the FROC curve (so at 1/8 FP per scan the sensitivity of a tie is all or nothing). Ties
+    are broken by the component's mean probability: ``score = max + TIE_BREAK * mean``,
+    a change below float32's resolution for any component that is not tied.
     """
     from scipy import ndimage
 
@@ -38,6 +46,7 @@ def candidates(prob_volume, spacing_zyx=(1.0, 1.0, 1.0), threshold: float = 0.5)
     index = np.arange(1, n + 1)
     centres = np.asarray(ndimage.center_of_mass(np.ones_like(prob), comps, index), float).reshape(n, 3)
     scores = np.asarray(ndimage.maximum(prob, comps, index), float)
+    scores = scores + TIE_BREAK * np.asarray(ndimage.mean(prob, comps, index), float)
     sizes = np.bincount(comps.ravel(), minlength=n + 1)[1:]
     order = np.argsort(-scores, kind="stable")
     return {"centres_mm": centres[order] * np.asarray(spacing_zyx, float), "scores": scores[order],

@@ -26,10 +26,15 @@ def test_07_finds_the_left_ventricle(run_notebook):
     assert m["n_test_cases"] >= 2 and m["n_train_cases"] >= m["n_test_cases"]
     assert 0 < m["median_error_px"] <= m["p95_error_px"] and m["median_error_mm"] > m["median_error_px"]
     check_intervals(m)
-    check_intervals(m, "image_only_")                       # the ablation was run, with intervals
+    check_intervals(m, "image_only_")                       # both inputs were trained, with intervals
+    check_intervals(m, "with_motion_")
+    reported = "with_motion_" if m["use_motion"] else "image_only_"   # the input `use_motion` names
+    for key in keypoints.HEADLINE:
+        assert m[key] == m[reported + key], key
     low, high = m["motion_gain_mm_ci"]                       # paired: image-only minus frame + motion
     assert low <= m["motion_gain_mm"] <= high
-    assert m["motion_gain_mm"] == pytest.approx(m["image_only_median_error_mm"] - m["median_error_mm"], abs=0.02)
+    assert m["motion_gain_mm"] == pytest.approx(
+        m["image_only_median_error_mm"] - m["with_motion_median_error_mm"], abs=0.02)
     assert not any(k.startswith("external_") for k in m)
     assert (Path(record["output_dir"]) / "lv_cycle.gif").stat().st_size > 1000
 

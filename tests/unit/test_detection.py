@@ -17,13 +17,27 @@ def test_candidates_are_3d_components_in_mm():
     blob((10, 20, 20), (7, 15, 14), (0, 1, 1), 0.6, out=prob)
     c = detection.candidates(prob, spacing_zyx=(2.0, 0.5, 0.5))
     assert len(c["scores"]) == 2
-    np.testing.assert_allclose(c["scores"], [0.95, 0.6])              # max probability, best first
+    np.testing.assert_allclose(c["scores"], [0.95, 0.6], atol=1e-5)    # max probability, best first
     np.testing.assert_allclose(c["centres_mm"][0], [6.0, 2.5, 2.5])    # centroid × spacing
     np.testing.assert_allclose(c["sizes"], [27, 9])
     # two touching slices make ONE 3-D component; below the threshold, none
     prob2 = blob((4, 8, 8), (1, 3, 3), (0, 1, 1)) + blob((4, 8, 8), (2, 4, 4), (0, 1, 1))
     assert len(detection.candidates(prob2)["scores"]) == 1
     assert len(detection.candidates(prob * 0.5)["scores"]) == 0
+
+
+def test_candidates_tied_at_a_saturated_maximum_are_ordered_by_their_mean():
+    prob = blob((6, 20, 20), (2, 4, 4), (1, 1, 1), 0.7)
+    prob[2, 4, 4] = 1.0                                              # a false positive's single hot voxel
+    blob((6, 20, 20), (2, 14, 14), (1, 1, 1), 1.0, out=prob)         # a nodule confidently 1.0 throughout
+    c = detection.candidates(prob)
+    assert c["scores"][0] > c["scores"][1] and c["scores"][1] >= 1.0
+    np.testing.assert_allclose(c["centres_mm"][0], [2, 14, 14])
+    assert c["scores"][0] - c["scores"][1] < 1e-6                     # below float32 resolution of a probability
+    # the FROC reads the tie apart: at the first operating point the nodule is found without the FP
+    m = detection.match(c, np.array([[2.0, 14, 14]]), np.array([3.0]))
+    curve = detection.froc([m])
+    assert curve["sensitivity_curve"][0] == 1.0 and curve["fps_per_scan"][0] == 0.0
 
 
 def test_match_hit_inside_radius_miss_outside_each_nodule_once():
