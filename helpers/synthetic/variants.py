@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from ..io import atomic_dir
 from . import GENERATOR_ONLY
 
 
@@ -296,18 +297,11 @@ def make_variant(name: str, source, out, site: Site | None = None, seed: int = 0
     record = {**asdict(site), "seed": seed, "source": str(source)}
     if not overwrite and _recorded(out) == record:
         return out
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_dir(out) as tmp:
         WRITERS[name](source, tmp, site, np.random.default_rng(seed))
         for extra in GENERATOR_ONLY:
             assert not list(tmp.rglob(extra)), f"a variant must not carry {extra}"
         (tmp / ".variant.json").write_text(json.dumps(record, indent=1))
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -341,15 +335,8 @@ def combine(name: str, sources, out, overwrite: bool = False) -> Path:
     sources, out = [check_layout(name, s) for s in sources], Path(out)
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         return out
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_dir(out) as tmp:
         COMBINERS[name](sources, tmp)
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

@@ -29,3 +29,19 @@ def test_save_metrics_converts_numpy_and_nan(tmp_path):
                             "arr": np.arange(2)}, tmp_path)
     assert json.loads(path.read_text()) == {"auc": 0.5, "n": 3, "bad": None, "arr": [0, 1]}
     assert io.load_metrics(tmp_path)["n"] == 3
+
+
+def test_atomic_dir_replaces_the_folder_only_when_the_writer_finishes(tmp_path):
+    from helpers.io import atomic_dir
+
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "half.txt").write_text("half")
+        raise RuntimeError("interrupted")
+    assert sorted(p.name for p in target.iterdir()) == ["old.txt"]     # untouched
+    with atomic_dir(target) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
+    assert not list(tmp_path.glob(".out.tmp"))
