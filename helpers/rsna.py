@@ -17,6 +17,7 @@ the cleaned dataset when it is missing. Raw files are only ever read.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import warnings
@@ -25,15 +26,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import cache, datasets, dicom, paths
+from . import cache, datasets, dicom, paths, shards
 from .ct import named_window
+from .io import write_json
 
 SUBTYPES = ("epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural")
 LABELS = SUBTYPES + ("any",)
 IMAGE_FOLDER = "stage_2_train"
 LABELS_CSV = "stage_2_train.csv"
 BRAIN_WINDOW = (0.0, 80.0)
-CLEAN_VERSION = 2
+CLEAN_VERSION = 3
 """Bumped whenever cleaning changes, so cleaned datasets of an older version are rebuilt."""
 AIR_HU = -1000
 AIR_FLOOR = -1024
@@ -269,20 +271,50 @@ def clean_slice(path: str | os.PathLike, image_size: int = 256) -> tuple[np.ndar
     return image, info
 
 
-def _clean_batch(paths: list[str], image_size: int) -> list[tuple]:
-    out = []
-    for p in paths:
+_INFO_COLUMNS = ("brain_fraction", "repaired", "crop_row0", "crop_col0", "crop_size", "rows", "cols", "hu_min", "hu_max")
+
+
+def clean_shard(paths: list[str], image_size: int) -> tuple[np.ndarray, pd.DataFrame]:
+    """Clean one shard of files: int16 HU images ``(len(paths), size, size)`` and one table row per file.
+
+    The work of one task of the cleaning build (:func:`helpers.shards.build`); it runs in a
+    worker. The table adds ``hu_min`` / ``hu_max`` of each stored image (so a summary over the
+    dataset needs no second pass over the pixels). A file whose pixels cannot be read gets a
+    zero image and its reason in ``pixel_error``; nothing is raised.
+    """
+    images = np.zeros((len(paths), image_size, image_size), np.int16)
+    rows = []
+    for k, p in enumerate(paths):
         try:
             image, info = clean_slice(p, image_size)
-            out.append((np.clip(np.rint(image), -32768, 32767).astype(np.int16), info, None))
+            images[k] = np.clip(np.rint(image), -32768, 32767).astype(np.int16)
+            rows.append({"path": p, "pixel_error": None, **info,
+                         "hu_min": int(images[k].min()), "hu_max": int(images[k].max())})
         except Exception as err:   # noqa: BLE001 - recorded, never raised
-            out.append((None, None, " ".join(f"{type(err).__name__}: {err}".split())[:300]))
-    return out
+            rows.append({"path": p, "pixel_error": " ".join(f"{type(err).__name__}: {err}".split())[:300]})
+    table = pd.DataFrame(rows, columns=["path", "pixel_error", *_INFO_COLUMNS])
+    table["pixel_error"] = table["pixel_error"].astype(object)
+    table["repaired"] = table["repaired"].fillna(False).astype(bool)
+    return images, table
 
 
 # ---------------------------------------------------------------------------------------
 # The cleaned dataset
 # ---------------------------------------------------------------------------------------
+SHARD_BYTES = 32 * 2**20
+"""Target size of one shard of cleaned slices (int16): 512 slices of 256 px, 2,048 of 128 px."""
+
+
+def shard_size(n_files: int, image_size: int) -> int:
+    """Slices per shard: about 64 shards for a small set (parallel work), at most ``SHARD_BYTES`` a shard.
+
+    Depends only on the number of files and the image size (never on the worker count), so an
+    interrupted build resumes with the same shards on any machine.
+    """
+    cap = max(16, SHARD_BYTES // (2 * image_size * image_size))
+    return int(min(cap, max(16, -(-n_files // 64))))
+
+
 def _clean_folder(root: Path, cache_dir) -> Path:
     if cache_dir is not None:
         return Path(cache_dir)
@@ -290,38 +322,24 @@ def _clean_folder(root: Path, cache_dir) -> Path:
     return paths.processed_dir(f"rsna-clean-{root.name}-{digest}")
 
 
-def _build(root: Path, image_size: int, n_jobs: int, index: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
-    import joblib
-
-    labels = load_labels(root)
+def _assemble(index: pd.DataFrame, labels: pd.DataFrame, cleaned: pd.DataFrame) -> pd.DataFrame:
+    """The per-file table: index + labels + what cleaning found; ``image_row`` = row in the store."""
     table = join_labels(index, labels)
-    readable = table.index[table["error"].isna()].tolist()
-    files = table.loc[readable, "path"].tolist()
-    workers = dicom._workers(n_jobs)
-    size = max(8, int(np.ceil(len(files) / (workers * 4)))) if files else 1
-    batches = [files[i:i + size] for i in range(0, len(files), size)]
-    if workers == 1 or len(batches) <= 1:
-        results = [r for b in batches for r in _clean_batch(b, image_size)]
-    else:
-        results = [r for part in joblib.Parallel(n_jobs=n_jobs, prefer="processes")(
-            joblib.delayed(_clean_batch)(b, image_size) for b in batches) for r in part]
-    images = np.zeros((sum(r[0] is not None for r in results), image_size, image_size), np.int16)
+    readable = table.index[table["error"].isna()]
+    if len(readable) != len(cleaned) or not (table.loc[readable, "path"].to_numpy() == cleaned["path"].to_numpy()).all():
+        raise ValueError("the cleaned shards do not match the index (files changed during the build?)")
     table["image_row"] = -1
     table["pixel_error"] = None
-    for col in ("brain_fraction", "crop_row0", "crop_col0", "crop_size", "rows", "cols"):
+    for col in _INFO_COLUMNS:
         table[col] = np.nan
     table["repaired"] = False
-    k = 0
-    for i, (image, info, err) in zip(readable, results):
-        if image is None:
-            table.at[i, "pixel_error"] = err
-            continue
-        images[k] = image
-        table.at[i, "image_row"] = k
-        for key, value in info.items():
-            table.at[i, key] = value
-        k += 1
-    return {"images": images, "image_id": table.loc[table["image_row"] >= 0, "image_id"].to_numpy(str)}, table
+    ok = cleaned["pixel_error"].isna().to_numpy()
+    table.loc[readable[ok], "image_row"] = np.flatnonzero(ok)
+    table.loc[readable[~ok], "pixel_error"] = cleaned.loc[~ok, "pixel_error"].to_numpy()
+    for col in _INFO_COLUMNS:
+        table.loc[readable[ok], col] = cleaned.loc[ok, col].to_numpy()
+    table["repaired"] = table["repaired"].astype(bool)
+    return table
 
 
 def _tidy(table: pd.DataFrame) -> pd.DataFrame:
@@ -336,12 +354,22 @@ def _tidy(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _cleaned(root: str | os.PathLike, image_size: int, n_jobs: int, cache_dir,
-             images: bool = True) -> tuple[np.ndarray | None, pd.DataFrame]:
-    """All files, cleaned or with their reason: images of readable slices + one row per file.
+def build_report(root: str | os.PathLike, image_size: int = 256, cache_dir=None) -> dict | None:
+    """How the last cleaning build of ``root`` went: the store's manifest plus ``n_built`` / ``n_reused`` shards."""
+    folder = _clean_folder(Path(root), cache_dir)
+    found = sorted(folder.glob(f"clean-{int(image_size)}px-*/build-report.json"))
+    return json.loads(found[-1].read_text()) if found else None
 
-    ``images=False`` reads only the table (and the ids that check it) from a warm cache.
+
+def _cleaned(root: str | os.PathLike, image_size: int, n_jobs: int, cache_dir) -> tuple[Path, pd.DataFrame]:
+    """The cleaned store (built or finished when needed) and its per-file table.
+
+    Slices are cleaned shard by shard in joblib's active backend (:func:`helpers.shards.build`);
+    each worker writes its shard, so memory does not grow with the number of files, and an
+    interrupted build resumes from its last complete shard.
     """
+    from functools import partial
+
     root = datasets.check_layout("rsna", root)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -350,33 +378,26 @@ def _cleaned(root: str | os.PathLike, image_size: int, n_jobs: int, cache_dir,
     key = cache.fingerprint(files, stage="rsna-clean", version=CLEAN_VERSION, image_size=int(image_size))
     folder = _clean_folder(root, cache_dir)
     stem = f"clean-{int(image_size)}px-"
-    arrays_path, table_path = folder / f"{stem}{key}.npz", folder / f"{stem}{key}.parquet"
-    built: dict = {}
-
-    def build_arrays():
-        built["arrays"], built["table"] = _build(root, int(image_size), n_jobs, index)
-        return built["arrays"]
-
-    def build_table():
-        if "table" not in built:
-            build_arrays()
-        return built["table"]
-
-    keys = None if images else ["image_id"]
-    arrays = cache.cached_arrays(arrays_path, build_arrays, keys)
-    table = cache.cached_table(table_path, build_table)
-    ids = table.loc[table["image_row"] >= 0].sort_values("image_row")["image_id"].to_numpy(str)
-    if len(ids) != len(arrays["image_id"]) or not np.array_equal(ids, arrays["image_id"]):
-        arrays_path.unlink(missing_ok=True)       # the two halves disagree: rebuild both
+    store, table_path = folder / f"{stem}{key}", folder / f"{stem}{key}.parquet"
+    readable = index.loc[index["error"].isna(), "path"].tolist()
+    built = False
+    if not shards.is_complete(store, key):
+        report = shards.build(store, readable, partial(clean_shard, image_size=int(image_size)),
+                              (int(image_size), int(image_size)), np.int16,
+                              shard_size=shard_size(len(readable), int(image_size)), n_jobs=n_jobs, key=key,
+                              params={"stage": "rsna-clean", "image_size": int(image_size)},
+                              progress=len(readable) > dicom.AUTO_PROGRESS, desc="cleaning")
+        write_json(store / "build-report.json", report)
         table_path.unlink(missing_ok=True)
-        built.clear()
-        arrays = cache.cached_arrays(arrays_path, build_arrays)
-        table = cache.cached_table(table_path, build_table)
+        built = True
+    table = cache.cached_table(table_path, lambda: _assemble(index, load_labels(root), shards.read_table(store)))
     if built:   # a new build supersedes older ones of the same size (changed files or code)
+        import shutil
+
         for old in folder.glob(f"{stem}*"):
-            if old.suffix in (".npz", ".parquet") and key not in old.name:
-                old.unlink(missing_ok=True)
-    return arrays.get("images") if images else None, _tidy(table)
+            if key not in old.name:
+                shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+    return store, _tidy(table)
 
 
 def cleaning_table(root: str | os.PathLike, image_size: int = 256, n_jobs: int = -1,
@@ -388,16 +409,21 @@ def cleaning_table(root: str | os.PathLike, image_size: int = 256, n_jobs: int =
     (NaN when unlabelled), ``brain_fraction``, ``repaired``, the crop box, and the header
     columns. Use it to see what a threshold drops before choosing one.
     """
-    _, table = _cleaned(root, image_size, n_jobs, cache_dir, images=False)
+    _, table = _cleaned(root, image_size, n_jobs, cache_dir)
     table = table.assign(readable=table["image_row"] >= 0)
     return table.drop(columns=["image_row"]).reset_index(drop=True)
 
 
 def load_clean(root: str | os.PathLike, image_size: int = 256, brain_threshold: float = 0.02, n_jobs: int = -1,
-               cache_dir: str | os.PathLike | None = None, dtype=np.float32) -> tuple[np.ndarray, pd.DataFrame]:
+               cache_dir: str | os.PathLike | None = None,
+               dtype=np.float32) -> tuple[shards.ShardedArray, pd.DataFrame]:
     """The cleaned RSNA dataset: ``(images, table)``, aligned row by row.
 
-    ``images`` float32 ``(n, image_size, image_size)`` in HU: each slice read with the
+    ``images`` is an on-disk array (:class:`helpers.shards.ShardedArray`) of shape
+    ``(n, image_size, image_size)``: indexing reads rows from disk (``images[i]``,
+    ``images[rows]`` give NumPy arrays in ``dtype``), ``images.take(rows)`` and
+    ``images.map(fn)`` are lazy views, and :func:`helpers.training.make_dataset` streams it,
+    so nothing holds the whole dataset in memory. Values in HU: each slice read with the
     rescale applied and the representation defect repaired, values below -1024 HU
     (padding outside the reconstruction circle) raised to -1024, cropped to a square around the
     head (:func:`head_crop`, outside the image filled with -1000 HU) and resized. Kept:
@@ -414,19 +440,21 @@ def load_clean(root: str | os.PathLike, image_size: int = 256, brain_threshold: 
     patient, study, series and z.
 
     Cache: the cleaned slices are stored as **int16 HU** (rounded to 1 HU; 2 bytes a pixel)
-    in ``data/processed/rsna-clean-<root name>-<hash>/clean-<size>px-<key>.npz`` with the table
-    beside it as Parquet; ``key`` hashes every file's path, size and modification time and
-    ``image_size``. A missing or stale cache is rebuilt (in parallel, ``n_jobs`` joblib
-    workers); the raw files are never written. ``brain_threshold`` is applied on loading, so
-    changing it needs no rebuild. Counts of what was dropped: :func:`clean_report`.
-    ``dtype=np.int16`` returns the cached int16 HU as they are (half the memory of float32:
-    2,000 slices of 256 × 256 take 260 MB as int16, 520 MB as float32).
+    in ``data/processed/rsna-clean-<root name>-<hash>/clean-<size>px-<key>/``, a store of
+    ``.npy`` shards (:mod:`helpers.shards`), with the per-file table beside it as Parquet;
+    ``key`` hashes every file's path, size and modification time and ``image_size``. A
+    missing or stale cache is rebuilt shard by shard (``n_jobs`` workers of joblib's active
+    backend, a Dask cluster included); an interrupted build resumes from its last complete
+    shard (:func:`build_report` says how many were reused); the raw files are never
+    written. ``brain_threshold`` is applied on loading, so changing it needs no rebuild.
+    Counts of what was dropped: :func:`clean_report`. ``dtype=np.int16`` reads the stored
+    int16 HU as they are (half the bytes of float32 per batch).
     """
-    images, table = _cleaned(root, image_size, n_jobs, cache_dir)
+    store, table = _cleaned(root, image_size, n_jobs, cache_dir)
     keep = _kept(table, brain_threshold)
     kept = table[keep].copy()
     kept = kept.sort_values(["patient_id", "study_id", "series_id", "z", "image_id"], na_position="last")
-    out = images[kept["image_row"].to_numpy()].astype(dtype, copy=False)
+    out = shards.ShardedArray(store).take(kept["image_row"].to_numpy()).astype(dtype)
     for col in LABELS:
         kept[col] = kept[col].astype(int)
     kept["slice_index"] = kept.groupby("series_id", dropna=False)["z"].rank(method="first", na_option="bottom").astype(int) - 1
@@ -456,7 +484,7 @@ def clean_report(root: str | os.PathLike, image_size: int = 256, brain_threshold
     ``n_positive_dropped`` (of those, ``any`` = 1), ``n_kept``; plus ``unreadable``
     ({file name: reason}) and the label file's ``n_label_rows`` / ``n_duplicate_label_rows``.
     """
-    _, table = _cleaned(root, image_size, n_jobs, cache_dir, images=False)
+    _, table = _cleaned(root, image_size, n_jobs, cache_dir)
     labels = load_labels(root)
     readable = table["image_row"] >= 0
     labelled = readable & table["labelled"]

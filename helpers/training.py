@@ -13,9 +13,10 @@
   :func:`one_cycle_lr` is the same curve as a plain function. Momentum is *not* cycled:
   Keras 3 optimizers compile ``beta_1``/``momentum`` into the training step as constants,
   only the learning rate is a variable that a callback may change.
-* :func:`make_dataset` — a ``tf.data`` pipeline from in-memory arrays: preprocess, cache,
-  shuffle (seeded, reshuffled each epoch), optional augmentation (training data only), batch,
-  prefetch, so that the next batch is ready while the model computes the current one.
+* :func:`make_dataset` — a ``tf.data`` pipeline from in-memory arrays or streamed from on-disk
+  shards: preprocess, shuffle (seeded, reshuffled each epoch), optional augmentation
+  (training data only), batch, prefetch, so that the next batch is ready while the model
+  computes the current one.
 * :func:`training_throughput` and :func:`input_pipeline_overhead` — images per second, and
   how much the pipeline adds on top of the model's own step time.
 """
@@ -295,15 +296,18 @@ class EpochTimer(keras.callbacks.Callback):
 
 # ----------------------------------------------------------------------------- tf.data input
 def make_dataset(images, labels, batch_size: int = 32, training: bool = False, seed: int = 0,
-                 preprocess: Callable | None = None, augment: Callable | None = None, cache: bool = True,
+                 preprocess: Callable | None = None, augment: Callable | None = None, cache: bool | None = None,
                  shuffle_buffer: int | None = None, drop_remainder: bool = False):
-    """A ``tf.data.Dataset`` of ``(image, label)`` batches from in-memory arrays.
+    """A ``tf.data.Dataset`` of ``(image, label)`` batches from in-memory or on-disk arrays.
 
     Parameters
     ----------
-    images : array ``(n, H, W)`` or ``(n, H, W, C)``
+    images : array ``(n, H, W)`` or ``(n, H, W, C)``, in memory or on disk
         ``uint8`` images are scaled to ``[0, 1]`` float32; float images are used as they
-        are. A channel axis is added to 2-D images.
+        are. A channel axis is added to 2-D images. An on-disk array
+        (:class:`helpers.shards.ShardedArray`, or anything with ``take`` that reads rows
+        when indexed) is *streamed*: the pipeline shuffles row numbers, reads each batch of
+        rows from disk and prefetches the next, so memory does not grow with ``n``.
     labels : array ``(n,)`` or ``(n, k)``
         Targets, cast to float32.
     training : bool
@@ -314,16 +318,23 @@ def make_dataset(images, labels, batch_size: int = 32, training: bool = False, s
     augment : callable ``(dataset) -> dataset``, optional
         Applied to unbatched training data after the shuffle, e.g.
         ``lambda ds: helpers.augment.augment_dataset(ds, config, seed, target="none")``.
-    cache : bool
-        Keep the preprocessed examples in memory after the first epoch.
+    cache : bool, optional
+        Keep the preprocessed examples in memory after the first epoch. Default: yes for
+        in-memory arrays, no for on-disk ones (a cache would hold the whole dataset in RAM).
 
-    Order: slices → preprocess → cache → shuffle → augment → batch → prefetch(AUTOTUNE).
-    The maps before the cache run sequentially: they run once (then the cache serves the
-    examples) and TensorFlow's op determinism logs a spurious error for a parallel map
-    followed by a ``tf.numpy_function`` augmentation.
+    In memory: slices → preprocess → cache → shuffle → augment → batch → prefetch(AUTOTUNE).
+    On disk: row numbers → shuffle (the buffer holds row numbers only: 8 bytes a row) →
+    read ``batch_size`` rows → unbatch → preprocess → augment → batch → prefetch.
+    The maps run sequentially: TensorFlow's op determinism logs a spurious error for a
+    parallel map followed by a ``tf.numpy_function`` augmentation; prefetching overlaps
+    them with training.
     """
     import tensorflow as tf
 
+    if not isinstance(images, np.ndarray) and hasattr(images, "take") and hasattr(images, "shape"):
+        return _stream_dataset(images, labels, batch_size, training, seed, preprocess, augment,
+                               bool(cache), shuffle_buffer, drop_remainder)
+    cache = True if cache is None else cache
     images = np.asarray(images)
     labels = np.asarray(labels, dtype=np.float32)
     if len(images) != len(labels):
@@ -348,6 +359,44 @@ def make_dataset(images, labels, batch_size: int = 32, training: bool = False, s
         if augment is not None:
             ds = augment(ds)
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(autotune)
+
+
+def _stream_dataset(images, labels, batch_size, training, seed, preprocess, augment, cache, shuffle_buffer,
+                    drop_remainder):
+    """:func:`make_dataset` over an on-disk array: shuffled row numbers, rows read a batch at a time."""
+    import tensorflow as tf
+
+    labels = np.asarray(labels, dtype=np.float32)
+    n = len(images)
+    if n != len(labels):
+        raise ValueError(f"{n} images but {len(labels)} labels")
+    row_shape, dtype = tuple(images.shape[1:]), np.dtype(images.dtype)
+    channels = row_shape if len(row_shape) == 3 else (*row_shape, 1)
+    scale = 1.0 / 255.0 if dtype == np.uint8 else None
+
+    def read(rows):
+        batch = np.asarray(images[rows])
+        return batch.reshape((len(rows), *channels)), labels[rows]
+
+    @tf.autograph.experimental.do_not_convert
+    def _read(rows):
+        x, y = tf.numpy_function(read, [rows], (tf.as_dtype(dtype), tf.float32), stateful=False)
+        x.set_shape((None, *channels))
+        y.set_shape((None, *labels.shape[1:]))
+        x = tf.cast(x, tf.float32)
+        return (x * scale if scale else x), y
+
+    ds = tf.data.Dataset.range(n)
+    if training:
+        ds = ds.shuffle(shuffle_buffer or n, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).map(_read).unbatch()
+    if preprocess is not None:
+        ds = ds.map(preprocess)
+    if cache:
+        ds = ds.cache()
+    if training and augment is not None:
+        ds = augment(ds)
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 
 def predict_dataset(model, dataset) -> tuple[np.ndarray, np.ndarray]:

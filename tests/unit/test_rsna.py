@@ -157,7 +157,8 @@ def test_load_clean_counts_alignment_cache_and_raw_files(smoke, tmp_path):
     assert report["n_positive_dropped"] == truth["n_positive_low_brain"]
     assert report["n_kept"] == len(table) == len(images) == truth["n_images"] - truth["n_low_brain"]
     assert images.shape[1:] == (64, 64) and images.dtype == np.float32
-    assert images.min() >= -1024 and images.max() < 4000                     # HU
+    pixels = np.asarray(images)                                               # read from the shards
+    assert pixels.min() >= -1024 and pixels.max() < 4000                      # HU
     for col in ("image_id", "patient_id", "study_id", "series_id", "z", *rsna.LABELS, "brain_fraction",
                 "repaired", "crop_row0", "crop_col0", "crop_size", "BitsStored", "RescaleIntercept"):
         assert col in table.columns
@@ -176,6 +177,39 @@ def test_load_clean_counts_alignment_cache_and_raw_files(smoke, tmp_path):
     assert [p.stat().st_mtime_ns for p in cached] == stamp
     assert len(table2) < len(table) and (table2["brain_fraction"] >= 0.1).all()
     assert _stat(root) == before
+
+
+def test_killed_cleaning_build_resumes_from_its_last_complete_shard(smoke, tmp_path):
+    """SIGKILL a cleaning build halfway: the restart redoes only the shards that were not finished."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root, _ = smoke
+    cache_dir = tmp_path / "cache"
+    slow = ("import time, sys; from helpers import rsna; clean = rsna.clean_slice\n"
+            "rsna.clean_slice = lambda p, s: (time.sleep(0.05), clean(p, s))[1]\n"
+            f"rsna.load_clean({str(root)!r}, image_size=32, n_jobs=1, cache_dir={str(cache_dir)!r})\n")
+    proc = subprocess.Popen([sys.executable, "-c", slow], env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    try:
+        deadline = time.time() + 120
+        while len(list(cache_dir.glob("clean-*/shard-*.parquet"))) < 3 and time.time() < deadline:
+            assert proc.poll() is None, "the build finished before it could be interrupted"
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    store = next(p for p in cache_dir.glob("clean-*") if p.is_dir())
+    done = len(list(store.glob("shard-*.parquet")))
+    assert done >= 3 and not (store / "manifest.json").exists()           # stopped halfway
+    images, table = rsna.load_clean(root, image_size=32, n_jobs=1, cache_dir=cache_dir)
+    report = rsna.build_report(root, 32, cache_dir)
+    assert report["n_reused"] == done and report["n_built"] == report["n_shards"] - done > 0
+    fresh, fresh_table = rsna.load_clean(root, image_size=32, n_jobs=1, cache_dir=tmp_path / "fresh")
+    np.testing.assert_array_equal(np.asarray(images), np.asarray(fresh))
+    pd.testing.assert_frame_equal(table, fresh_table)
 
 
 def test_lesion_boxes_map_into_cleaned_pixels(smoke, tmp_path):

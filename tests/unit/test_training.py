@@ -208,3 +208,30 @@ def test_save_and_load_classifier_round_trip(tmp_path):
     loaded, info = training.load_classifier(tmp_path, "clf")
     assert info == {"image_size": 16, "test_image_ids": ["a", "b"]}
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_make_dataset_streams_an_on_disk_array_in_the_same_order(tmp_path):
+    """A ShardedArray gives the same batches as the same images in memory (shuffled and not)."""
+    import pandas as pd
+
+    from helpers import shards
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, size=(37, 8, 8, 3), dtype=np.uint8)
+    labels = (np.arange(37) % 2).astype(np.float32)
+
+    def work(rows):
+        return images[rows], pd.DataFrame({"row": rows})
+
+    shards.build(tmp_path / "s", list(range(37)), work, (8, 8, 3), np.uint8, shard_size=8, n_jobs=1)
+    on_disk = shards.ShardedArray(tmp_path / "s")
+    for kwargs in ({"training": False}, {"training": True, "seed": 3}):
+        ram = list(training.make_dataset(images, labels, 10, **kwargs))
+        disk = list(training.make_dataset(on_disk, labels, 10, **kwargs))
+        assert [len(x) for x, _ in disk] == [10, 10, 10, 7]
+        for (xa, ya), (xb, yb) in zip(ram, disk):
+            np.testing.assert_array_equal(xa.numpy(), xb.numpy())
+            np.testing.assert_array_equal(ya.numpy(), yb.numpy())
+    second_epoch = [y.numpy() for _, y in training.make_dataset(on_disk.take(np.arange(20)), labels[:20], 10,
+                                                                 training=True, seed=3)]
+    assert np.concatenate(second_epoch).shape == (20,)

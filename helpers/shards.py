@@ -1,0 +1,318 @@
+"""Derived data on disk, shard by shard: fixed-size ``.npy`` shards, a Parquet table per shard, a manifest.
+
+A *store* is one folder::
+
+    shard-00000.npy        rows [0, S) of the array     (NumPy .npy, memory-mapped when read)
+    shard-00000.parquet    the table of the same rows   (one row per item, in item order)
+    shard-00001.npy ...
+    manifest.json          written last: the store is complete only when it exists
+
+:func:`build` cuts a list of items (e.g. file paths) into shards of ``shard_size`` items and
+calls ``work(items)`` once per shard, in joblib's active backend (a loky process pool by
+default; ``with joblib.parallel_config(backend="dask")`` sends the shards to a Dask
+cluster). The *worker* writes its shard to disk and returns only its row count, so memory
+is bounded by the shard size times the number of workers, never by the number of items.
+
+Each file is written under a temporary name and renamed into place (atomic on one file
+system), the ``.npy`` before the ``.parquet``: a shard counts as done only when its
+``.parquet`` exists. A build that was interrupted (Ctrl-C, a killed kernel, a full disk)
+resumes from the shards that are done and redoes only the others; a half-written file is
+never read as complete. The manifest records ``key`` (the fingerprint of the inputs and
+parameters, :func:`helpers.cache.fingerprint`): a store with another key is never reused.
+
+:class:`ShardedArray` reads a store like an h5py or Zarr array: indexing (``a[3]``,
+``a[10:20]``, ``a[[5, 1, 9]]``, a boolean mask) reads just those rows from the shards and
+returns a NumPy array; :meth:`ShardedArray.take`, :meth:`~ShardedArray.astype` and
+:meth:`~ShardedArray.map` return lazy views that read nothing until indexed.
+
+Why ``.npy`` shards and not Zarr: the stages write whole shards once and training reads
+random single rows; a memory-mapped ``.npy`` serves a row with no decompression and no
+per-call overhead, the format is NumPy's own, and an atomic rename per file is all the
+resume logic needs. (Zarr would add chunk compression, which CT slices in int16 barely
+benefit from here, and a dependency.)
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .io import atomic_path, write_json
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+def shard_name(i: int) -> str:
+    return f"shard-{i:05d}"
+
+
+def shard_done(folder: str | os.PathLike, i: int) -> bool:
+    """Whether shard ``i`` of the store in ``folder`` is complete (its ``.parquet`` is written last)."""
+    folder = Path(folder)
+    return (folder / f"{shard_name(i)}.parquet").is_file() and (folder / f"{shard_name(i)}.npy").is_file()
+
+
+def is_complete(folder: str | os.PathLike, key: str | None = None) -> bool:
+    """A finished store (manifest present, all shards there), built with ``key`` when given."""
+    path = Path(folder) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    if key is not None and manifest.get("key") != key:
+        return False
+    return all(shard_done(folder, i) for i in range(manifest["n_shards"]))
+
+
+def _write_shard(folder: str, i: int, items: list, work: Callable, row_shape: tuple, dtype: str) -> int:
+    """Run ``work`` on one shard's items and write its two files atomically (runs in a worker)."""
+    array, table = work(items)
+    array = np.ascontiguousarray(array, dtype=dtype)
+    if array.shape[1:] != tuple(row_shape) or len(array) != len(items) or len(table) != len(items):
+        raise ValueError(f"shard {i}: work() returned {array.shape} and {len(table)} table rows "
+                         f"for {len(items)} items of shape {tuple(row_shape)}")
+    folder = Path(folder)
+    with atomic_path(folder / f"{shard_name(i)}.npy") as tmp, open(tmp, "wb") as fh:
+        np.save(fh, array, allow_pickle=False)
+    with atomic_path(folder / f"{shard_name(i)}.parquet") as tmp:
+        table.reset_index(drop=True).to_parquet(tmp, index=False)
+    return len(items)
+
+
+def build(folder: str | os.PathLike, items: Sequence, work: Callable, row_shape: tuple, dtype,
+          shard_size: int = 256, n_jobs: int = -1, key: str = "", params: dict | None = None,
+          progress: bool | None = None, desc: str = "shards") -> dict:
+    """Build (or finish) the store in ``folder`` from ``items``, one shard of ``shard_size`` items per task.
+
+    ``work(items) -> (array, table)``: an array ``(len(items), *row_shape)`` and a
+    :class:`pandas.DataFrame` of ``len(items)`` rows, for one shard; it must be picklable
+    (a module-level function or a :func:`functools.partial` of one) so that process pools
+    and Dask workers can run it. Items whose processing fails should still get a row (e.g.
+    zeros, with the reason in the table), so rows and items stay aligned.
+
+    Shards already done in ``folder`` (same ``key``, same ``shard_size``) are kept. Returns
+    the manifest, with ``n_built`` and ``n_reused`` shards of this call. Items are never
+    held in memory as processed data: each worker writes its shard and returns its size.
+    """
+    import joblib
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    dtype = np.dtype(dtype).str
+    n_shards = max(1, -(-len(items) // shard_size)) if len(items) else 0
+    spec = {"format": FORMAT_VERSION, "key": key, "n": len(items), "shard_size": int(shard_size),
+            "n_shards": n_shards, "row_shape": [int(s) for s in row_shape], "dtype": dtype,
+            "params": params or {}}
+    stamp = folder / "build.json"          # what the shards on disk were built with
+    try:
+        previous = json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        previous = None
+    if previous != spec:                  # other inputs or layout: no shard on disk is ours
+        for old in folder.glob("shard-*"):
+            old.unlink(missing_ok=True)
+        (folder / MANIFEST).unlink(missing_ok=True)
+        write_json(stamp, spec)
+    for tmp in folder.glob("*.tmp*"):     # left by an interrupted build; never complete
+        tmp.unlink(missing_ok=True)
+    todo = [i for i in range(n_shards) if not shard_done(folder, i)]
+    show = (len(items) > 20000) if progress is None else bool(progress)
+    bar = None
+    if show:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc=desc, unit="shard")
+    tasks = (joblib.delayed(_write_shard)(str(folder), i, list(items[i * shard_size:(i + 1) * shard_size]),
+                                          work, tuple(row_shape), dtype) for i in todo)
+    try:
+        if len(todo) <= 1 or _workers(n_jobs) == 1:
+            for task in tasks:
+                fn, args, kwargs = task
+                fn(*args, **kwargs)
+                if bar is not None:
+                    bar.update(1)
+        else:
+            parallel = joblib.Parallel(n_jobs=n_jobs, prefer="processes", return_as="generator_unordered")
+            for _ in parallel(tasks):
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    manifest = {**spec, "shards": [shard_name(i) for i in range(n_shards)]}
+    write_json(folder / MANIFEST, manifest)
+    return {**manifest, "n_built": len(todo), "n_reused": n_shards - len(todo)}
+
+
+def _workers(n_jobs: int) -> int:
+    import joblib
+
+    try:
+        return max(1, int(joblib.effective_n_jobs(n_jobs)))
+    except Exception:   # noqa: BLE001
+        return 1
+
+
+def read_table(folder: str | os.PathLike):
+    """The store's table: its shards' Parquet tables concatenated, in item order."""
+    import pandas as pd
+
+    folder = Path(folder)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    parts = [pd.read_parquet(folder / f"{name}.parquet") for name in manifest["shards"]]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+class ShardedArray:
+    """A read-only, array-like view of a store's shards (or of rows of it).
+
+    ``len``, ``shape``, ``dtype`` and ``ndim`` work as for a NumPy array. Indexing reads:
+    an integer gives one row, a slice, a list of integers or a boolean mask give an
+    ``ndarray`` of those rows (read from the memory-mapped shards, in the order asked).
+    ``take(rows)``, ``astype(dtype)`` and ``map(fn)`` are lazy: they return another view
+    and read nothing. ``np.asarray(a)`` reads everything: fine for a small set, and what a
+    pipeline over the real data must avoid (use :meth:`batches` or ``tf.data``).
+    """
+
+    def __init__(self, folder: str | os.PathLike, rows=None, dtype=None, fn: Callable | None = None,
+                 row_shape: tuple | None = None):
+        self.folder = Path(folder)
+        manifest = json.loads((self.folder / MANIFEST).read_text())
+        self._manifest = manifest
+        self._size = int(manifest["shard_size"])
+        n = int(manifest["n"])
+        self._rows = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+        if self._rows.size and (self._rows.min() < 0 or self._rows.max() >= n):
+            raise IndexError(f"rows outside 0..{n - 1}")
+        self._fn = fn
+        self._dtype = np.dtype(dtype) if dtype is not None else (None if fn else np.dtype(manifest["dtype"]))
+        self._row_shape = tuple(row_shape) if row_shape is not None else (None if fn else tuple(manifest["row_shape"]))
+        self._maps: dict[int, np.ndarray] = {}
+        if self._dtype is None or self._row_shape is None:   # a map: its output decides
+            probe = self._read(self._rows[:1]) if len(self._rows) else None
+            if probe is None:
+                raise ValueError("cannot map an empty array")
+            self._dtype = self._dtype or probe.dtype
+            self._row_shape = self._row_shape or probe.shape[1:]
+
+    # -- array protocol
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @property
+    def shape(self) -> tuple:
+        return (len(self._rows), *self._row_shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
+    @property
+    def ndim(self) -> int:
+        return 1 + len(self._row_shape)
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * self._dtype.itemsize
+
+    def __repr__(self) -> str:
+        return f"ShardedArray(shape={self.shape}, dtype={self._dtype}, folder={self.folder.name!r})"
+
+    def __getstate__(self):   # memory maps are reopened in the process that reads
+        state = self.__dict__.copy()
+        state["_maps"] = {}
+        return state
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[:]
+        return out.astype(dtype, copy=False) if dtype is not None else out
+
+    def __iter__(self):
+        for start in range(0, len(self), 256):
+            yield from self[start:start + 256]
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):   # rows first, then NumPy indexing of what was read
+            return self[key[0]][(slice(None), *key[1:])] if not np.isscalar(key[0]) else self[key[0]][key[1:]]
+        if isinstance(key, (int, np.integer)):
+            i = int(key) + (len(self) if key < 0 else 0)
+            if not 0 <= i < len(self):
+                raise IndexError(f"index {key} out of range for {len(self)} rows")
+            return self._read(self._rows[i:i + 1])[0]
+        return self._read(self._rows[self._select(key)])
+
+    def _select(self, key):
+        if isinstance(key, slice):
+            return key
+        key = np.asarray(key)
+        if key.dtype == bool:
+            if key.shape != (len(self),):
+                raise IndexError(f"boolean index of shape {key.shape} for {len(self)} rows")
+            return np.flatnonzero(key)
+        return key.astype(np.int64)
+
+    # -- lazy views
+    def take(self, rows) -> ShardedArray:
+        """A view of ``rows`` (positions in this view, any order, repeats allowed); reads nothing."""
+        return self._view(self._rows[self._select(rows)])
+
+    def astype(self, dtype) -> ShardedArray:
+        """A view whose rows are converted to ``dtype`` when read."""
+        view = self._view(self._rows)
+        view._dtype = np.dtype(dtype)
+        return view
+
+    def map(self, fn: Callable) -> ShardedArray:
+        """A view that applies ``fn`` (a batch ``(k, ...)`` → a batch ``(k, ...)``) to every read.
+
+        The output's shape and dtype are taken from ``fn`` applied to the first row.
+        """
+        return ShardedArray(self.folder, self._rows, fn=_Compose(self._fn, self._dtype, fn))
+
+    def _view(self, rows) -> ShardedArray:
+        view = ShardedArray.__new__(ShardedArray)
+        view.__dict__.update({**self.__dict__, "_rows": rows, "_maps": {}})
+        return view
+
+    def batches(self, batch_size: int = 256):
+        """Yield the rows in order, ``batch_size`` at a time (bounded memory)."""
+        for start in range(0, len(self), batch_size):
+            yield self[start:start + batch_size]
+
+    # -- reading
+    def _shard(self, s: int) -> np.ndarray:
+        if s not in self._maps:
+            self._maps[s] = np.load(self.folder / f"{self._manifest['shards'][s]}.npy", mmap_mode="r",
+                                    allow_pickle=False)
+        return self._maps[s]
+
+    def _read(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        raw_dtype = np.dtype(self._manifest["dtype"])
+        out = np.empty((len(rows), *self._manifest["row_shape"]), raw_dtype)
+        shard_of = rows // self._size
+        for s in np.unique(shard_of):
+            where = np.flatnonzero(shard_of == s)
+            local = rows[where] - s * self._size
+            order = np.argsort(local, kind="stable")        # read each shard front to back
+            out[where[order]] = self._shard(int(s))[local[order]]
+        if self._fn is not None:
+            out = np.asarray(self._fn(out))
+        if self._dtype is not None and out.dtype != self._dtype:
+            out = out.astype(self._dtype)
+        return out
+
+
+class _Compose:
+    """``outer(inner(x).astype(dtype))`` as a picklable callable (a map of a view; ``inner`` may be None)."""
+
+    def __init__(self, inner, dtype, outer):
+        self.inner, self.dtype, self.outer = inner, dtype, outer
+
+    def __call__(self, batch):
+        batch = batch if self.inner is None else np.asarray(self.inner(batch))
+        return self.outer(batch.astype(self.dtype, copy=False))
