@@ -4,7 +4,10 @@
 # Both first run `make setup`, which creates .venv when missing and does nothing when current.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV := .venv
+# TF=gpu installs TensorFlow with CUDA instead (Linux + NVIDIA driver); give it its own VENV:
+#   make setup TF=gpu VENV=.venv-gpu && make run VENV=.venv-gpu
+TF ?= cpu
+VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= full
 STAMP := $(VENV)/.setup-stamp
@@ -24,7 +27,7 @@ $(STAMP): pyproject.toml constraints.txt
 		|| { echo "Install Python 3.11 (or run: make setup PYTHON=/path/to/python3.11)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e .
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[$(TF)]"
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))"
 	@touch $(STAMP)
 	@echo "environment ready: $(VENV) (kernel $(KERNEL))"
@@ -53,7 +56,7 @@ lab: setup
 # Re-resolve the newest versions allowed by pyproject.toml and pin them in constraints.txt.
 lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/pip install --quiet --upgrade pip && .venv-lock/bin/pip install --quiet -e .
+	.venv-lock/bin/pip install --quiet --upgrade pip && .venv-lock/bin/pip install --quiet -e ".[cpu]"
 	.venv-lock/bin/pip freeze --exclude-editable | grep -v '^medimg-dl' > constraints.txt
 	rm -rf .venv-lock
 

@@ -40,12 +40,13 @@ def test_conda_installs_the_project_with_the_same_pins():
     assert {re.split(r"[=<>]", d)[0] for d in conda_pkgs} == {"python", "pip"}, \
         "conda packages besides python/pip would drift from pyproject.toml"
     pip_section = next(d["pip"] for d in ENV["dependencies"] if isinstance(d, dict))
-    assert pip_section == ["-c constraints.txt", "-e ."]
+    assert pip_section == ["-c constraints.txt", "-e .[cpu]"]
 
 
 def test_every_dependency_is_pinned_within_its_range():
     pins = _pins()
-    for spec in PYPROJECT["project"]["dependencies"]:
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    for spec in PYPROJECT["project"]["dependencies"] + extras["cpu"] + extras["gpu"]:
         req = Requirement(spec)
         name = canonicalize_name(req.name)
         assert name in pins, f"{req.name} has no exact version in constraints.txt"
@@ -55,7 +56,7 @@ def test_every_dependency_is_pinned_within_its_range():
 
 def test_makefile_installs_with_the_constraints():
     makefile = (ROOT / "Makefile").read_text()
-    assert "-c constraints.txt -e ." in makefile
+    assert '-c constraints.txt -e ".[$(TF)]"' in makefile and "TF ?= cpu" in makefile
     assert "ipykernel install --sys-prefix" in makefile
 
 
