@@ -1,8 +1,9 @@
 """Benchmark: training throughput of the notebook-04 ResNet and the cost of its tf.data input.
 
-Compares training steps fed by the notebook's ``tf.data`` pipeline (uint8 window stack →
-cache → shuffle → augmentation → batch → prefetch) with steps on one batch already held in
-memory as a tensor (the model's own step time). The acceptance bar: the pipeline adds less
+Compares training steps fed by the notebook's ``tf.data`` pipeline (shuffled row numbers →
+batches read from the on-disk shards → uint8 window stack → augmentation → batch →
+prefetch; ``--in-memory``: the same from arrays in RAM, with a cache) with steps on one
+batch already held in memory as a tensor (the model's own step time). The acceptance bar: the pipeline adds less
 than 10 % on top of the model's step time at 128 px.
 
     .venv/bin/python bench/bench_input_pipeline.py                  # 128 px, batch 32
@@ -41,6 +42,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--data-dir", default=None, help="RSNA-layout folder (default: synthetic smoke)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write the result here")
+    parser.add_argument("--in-memory", action="store_true",
+                        help="feed the pipeline from arrays in RAM (+ cache) instead of the on-disk shards, as 04 does")
     args = parser.parse_args(argv)
 
     print(repro.setup(args.seed), file=sys.stderr)
@@ -48,18 +51,21 @@ def main(argv=None) -> dict:
 
     root = datasets.resolve("rsna", args.data_dir, "smoke", args.seed)
     hu, table = rsna.load_clean(root, image_size=args.image_size)
-    x = np.asarray(hu.map(ct.window_stack_uint8))   # in memory: this benchmark times the model and the tf.data stages
+    x = hu.map(ct.window_stack_uint8)               # what 04 trains from: read from the shards batch by batch
+    if args.in_memory:
+        x = np.asarray(x)
     y = table["any"].to_numpy()
     config = augment.AugmentConfig(flip_lr=0.5, rotation_deg=10.0, zoom=(0.9, 1.1), translate=0.05)
     aug = None if args.no_augment else (lambda ds: augment.augment_dataset(ds, config, args.seed, target="none"))
     ds = training.make_dataset(x, y, args.batch_size, training=True, seed=args.seed, augment=aug)
-    for _ in ds:   # one pass fills the cache, as after the first epoch of training
+    for _ in ds:   # one pass fills the cache (in memory) or the page cache (on disk), as after epoch 1
         pass
     model = build_resnet(x.shape[1:])
     model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy")
     start = time.perf_counter()
     result = training.input_pipeline_overhead(model, ds, args.steps, args.warmup, args.repeats)
     result.update(image_size=args.image_size, augment=not args.no_augment, n_images=int(len(x)),
+                  source="in memory" if args.in_memory else "on-disk shards",
                   params=int(model.count_params()), cpu_cores=len(os.sched_getaffinity(0)),
                   bench_seconds=round(time.perf_counter() - start, 1))
     result = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()}
