@@ -434,7 +434,7 @@ def box_masks(boxes, n_images: int, shape) -> np.ndarray:
 
 
 def head_ct_check(model_folder, name: str = "head_ct_cnn", layer_name: str | None = None,
-                  batch_size: int = 32) -> dict:
+                  batch_size: int = 32, max_images: int = 1000) -> dict:
     """Grad-CAM of notebook 04's head-CT classifier, scored against the hemorrhage boxes.
 
     Loads the model saved by 04 (:func:`helpers.training.save_classifier`), rebuilds its
@@ -447,8 +447,9 @@ def head_ct_check(model_folder, name: str = "head_ct_cnn", layer_name: str | Non
     held-out bleed with a box). This part is optional, so none of these raises. When ok,
     also: ``images`` (HU), ``maps``, ``prob`` (the model's P(hemorrhage)), ``image_ids``,
     ``n_images``, ``scored`` and ``skipped_reason``. Without ground-truth boxes (real data:
-    ``ground_truth_lesions.csv`` is generator-only) the maps of every held-out bleed are
-    still computed, ``scored`` is False, ``skipped_reason`` says why and the scores below are
+    ``ground_truth_lesions.csv`` is generator-only) the maps of the held-out bleeds are
+    still computed (at most ``max_images`` slices, evenly spaced, so that memory stays
+    bounded on the real set), ``scored`` is False, ``skipped_reason`` says why and the scores below are
     ``None``. When scored: ``masks`` (the boxes), per-image ``pointing``
     and ``energy``, their means ``pointing_rate`` / ``energy_inside``,
     ``data_root``, and two chance levels: ``random_pointing_rate`` (uniform noise over the
@@ -484,6 +485,12 @@ def head_ct_check(model_folder, name: str = "head_ct_cnn", layer_name: str | Non
         rows = rows[with_box]
     elif len(rows) == 0:
         return {"status": "no held-out slice with a hemorrhage to explain"}
+    if len(rows) > max_images:       # the real set holds ~16,000 such slices: an evenly spaced sample
+        keep = np.unique(np.linspace(0, len(rows) - 1, max_images).astype(int))
+        if boxes is not None:
+            boxes = boxes[np.isin(boxes["row"].to_numpy(), keep)]
+            boxes = boxes.assign(row=np.searchsorted(keep, boxes["row"].to_numpy()))
+        rows = rows[keep]
     images = hu[rows].astype(np.float32)
     x = ct.window_stack_uint8(images, info["windows"]).astype(np.float32) / 255   # 04's input, scaled as make_dataset does
     maps = grad_cam(model, x, class_index=1, layer_name=layer_name, batch_size=batch_size)
