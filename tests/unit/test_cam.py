@@ -251,6 +251,9 @@ def test_head_ct_check_scores_the_held_out_bleeds_against_their_boxes(tmp_path):
         np.testing.assert_array_equal(mask, cam.box_masks(rsna.lesion_boxes(root, one, 32), 1, (32, 32))[0])
     assert 0 < check["random_pointing_rate"] <= check["random_head_pointing_rate"] < 1
     assert check["pointing_rate"] == np.mean(check["pointing"])
+    capped = cam.head_ct_check(tmp_path, max_images=2)         # bounded on a large set: slices 0 and 2 of 3
+    assert capped["image_ids"] == [check["image_ids"][0], check["image_ids"][2]]
+    np.testing.assert_array_equal(capped["masks"], check["masks"][[0, 2]])
     # a model file that is not the one the record describes is refused, not silently paired with its ids
     build_resnet((32, 32, 3), widths=(4, 8), blocks_per_stage=1, name="other").save(tmp_path / "head_ct_cnn.keras")
     assert cam.head_ct_check(tmp_path)["status"].startswith("cannot use the saved head-CT model")
