@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from . import augment as aug
-from . import cache, dsb2
+from . import cache, dsb2, shards
 
 #: Augmentation of the training images: rotation and reflection (with a little zoom and shift);
 #: the targets move with the image (helpers.augment). Never applied to validation or test data.
@@ -105,52 +105,86 @@ def series_channels(stack: np.ndarray, image_size: int, motion_offset: int = 8) 
 
 
 def build_inputs(frames: pd.DataFrame, root: str | os.PathLike, image_size: int = 96,
-                 motion_offset: int = 8) -> dict:
-    """Model-ready arrays for every frame of the series in ``frames`` (cached beside the data).
+                 motion_offset: int = 8, n_jobs: int = -1) -> dict:
+    """Model-ready inputs for every frame of the series in ``frames`` (written to disk, cached beside the data).
 
-    ``frames`` are usable rows (e.g. from :func:`mid_slices`). Returns a dict of arrays, one
-    entry per frame, in table order:
+    ``frames`` are usable rows (e.g. from :func:`mid_slices`). Returns a dict, one entry per
+    frame, in table order:
 
-    ``x`` ``(N, S, S, 2)`` float16 (channels: frame, motion), ``y`` ``(N, 2)`` targets in
-    ``[-1, 1]`` (NaN when unlabelled), ``labelled`` bool, ``case``, ``series_id``, ``path``
-    (relative), ``mask_path`` (``""`` when none), ``frame``, ``n_frames``, ``rows``, ``cols``,
-    ``spacing`` ``(N, 2)`` mm (row, col), ``lv`` ``(N, 2)`` native labelled centroid.
+    ``x`` ``(N, S, S, 2)`` float16 (channels: frame, motion) **on disk**
+    (:class:`helpers.shards.ShardedArray`: indexing reads; :func:`fit` and :func:`predict`
+    stream it); in memory ``y`` ``(N, 2)`` targets in ``[-1, 1]`` (NaN when unlabelled),
+    ``labelled`` bool, ``case``, ``series_id``, ``path`` (relative), ``mask_path`` (``""``
+    when none), ``frame``, ``n_frames``, ``rows``, ``cols``, ``spacing`` ``(N, 2)`` mm (row,
+    col), ``lv`` ``(N, 2)`` native labelled centroid.
 
-    Series whose pixels cannot be read are skipped and listed in ``skipped`` (``path: reason``).
+    Built by ``n_jobs`` workers of joblib's active backend, a few series per shard, each
+    worker writing its shard (:mod:`helpers.shards`): memory does not grow with the number
+    of series, and an interrupted build resumes. Series whose pixels cannot be read are
+    skipped and listed in ``skipped`` (``path: reason``).
     """
+    from functools import partial
+
+    from . import shards
+
     root = Path(root)
     frames = frames.sort_values(["case", "series_id", "frame"]).reset_index(drop=True)
-    key = cache.fingerprint(frames["abs_path"].tolist(), stage="keypoint-inputs", version=1,
+    key = cache.fingerprint(frames["abs_path"].tolist(), stage="keypoint-inputs", version=2,
                             image_size=int(image_size), motion_offset=int(motion_offset),
                             labels=int(pd.util.hash_pandas_object(frames[["path", "lv_row", "lv_col", "mask_path"]],
                                                                     index=False).sum()))
-    path = cache.cache_dir(root, "dsb2") / f"keypoint-inputs-{key}.npz"
-    return cache.cached_arrays(path, lambda: _build(frames, image_size, motion_offset))
-
-
-def _build(frames: pd.DataFrame, image_size: int, motion_offset: int) -> dict:
-    xs, kept, skipped = [], [], []
-    for _, series in frames.groupby(["case", "series_id"], sort=False):
-        try:
-            stack = dsb2.load_series(series)
-        except ValueError as err:           # an unreadable frame or frames of different sizes: skip, say why
-            skipped.append(f"{series['path'].iloc[0]}: {err}")
-            continue
-        xs.append(series_channels(stack, image_size, motion_offset).astype(np.float16))
-        kept.append(series)
-    table = pd.concat(kept, ignore_index=True) if kept else frames.iloc[:0]
+    folder = cache.cache_dir(root, "dsb2")
+    store = folder / f"keypoint-inputs-{key}"
+    if not shards.is_complete(store, key):
+        series = [group for _, group in frames.groupby(["case", "series_id"], sort=False)]
+        size = int(image_size)
+        shards.build(store, series, partial(_inputs_shard, image_size=size, motion_offset=int(motion_offset)),
+                     {"x": ((size, size, 2), np.float16)}, shard_size=int(max(1, min(32, -(-len(series) // 16)))),
+                     n_jobs=n_jobs, key=key, params={"stage": "keypoint-inputs"}, desc="keypoint inputs")
+        shards.supersede(folder, "keypoint-inputs-", key)
+    table = shards.read_table(store)
+    ok = table["skipped"].isna().to_numpy()
+    table = table[ok].reset_index(drop=True).astype({"frame": int, "n_frames": int, "rows": int, "cols": int})
     shape = table[["rows", "cols"]].to_numpy(float)
     lv = table[["lv_row", "lv_col"]].to_numpy(float)
     return {
-        "x": np.concatenate(xs) if xs else np.zeros((0, image_size, image_size, 2), np.float16),
+        "x": shards.ShardedArray(store, "x").take(np.flatnonzero(ok)),
         "y": to_target(lv, shape).astype(np.float32), "labelled": np.isfinite(lv).all(axis=1),
         "case": _strings(table["case"]), "series_id": _strings(table["series_id"]), "path": _strings(table["path"]),
         "mask_path": _strings(table["mask_path"].fillna("")),
-        "frame": table["frame"].astype(int).to_numpy(), "n_frames": table["n_frames"].astype(int).to_numpy(),
-        "rows": table["rows"].astype(int).to_numpy(), "cols": table["cols"].astype(int).to_numpy(),
+        "frame": table["frame"].to_numpy(), "n_frames": table["n_frames"].to_numpy(),
+        "rows": table["rows"].to_numpy(), "cols": table["cols"].to_numpy(),
         "spacing": table[["row_spacing_mm", "col_spacing_mm"]].to_numpy(float), "lv": lv,
-        "skipped": np.array(skipped, dtype=str),
+        "skipped": shards.read_table(store).loc[~ok, "skipped"].to_numpy(dtype=str),
     }
+
+
+_INPUT_COLUMNS = ["case", "series_id", "path", "mask_path", "frame", "n_frames", "rows", "cols",
+                  "row_spacing_mm", "col_spacing_mm", "lv_row", "lv_col"]
+
+
+def _inputs_shard(series_list: list[pd.DataFrame], image_size: int, motion_offset: int):
+    """The work of one shard of :func:`build_inputs`: a few series read and turned into channels.
+
+    A series that cannot be read gets one row with its reason in ``skipped`` (and a zero
+    input), so the reason survives in the table; :func:`build_inputs` drops those rows.
+    """
+    xs, rows = [], []
+    for series in series_list:
+        try:
+            stack = dsb2.load_series(series)
+        except ValueError as err:           # an unreadable frame or frames of different sizes: skip, say why
+            xs.append(np.zeros((1, image_size, image_size, 2), np.float16))
+            first = series.iloc[[0]][_INPUT_COLUMNS].assign(skipped=f"{series['path'].iloc[0]}: {err}")
+            rows.append(first)
+            continue
+        xs.append(series_channels(stack, image_size, motion_offset).astype(np.float16))
+        rows.append(series[_INPUT_COLUMNS].assign(skipped=None))
+    table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=[*_INPUT_COLUMNS, "skipped"])
+    table["skipped"] = table["skipped"].astype(object)
+    table["mask_path"] = table["mask_path"].astype(object)
+    x = np.concatenate(xs) if xs else np.zeros((0, image_size, image_size, 2), np.float16)
+    return x, table
 
 
 def _strings(column: pd.Series) -> np.ndarray:
@@ -191,8 +225,14 @@ def train_dataset(x: np.ndarray, y: np.ndarray, batch_size: int = 32, seed: int 
     import tensorflow as tf
 
     size = x.shape[1]
-    ds = tf.data.Dataset.from_tensor_slices((x, to_input_px(y, size).astype(np.float32)))
-    ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    targets = to_input_px(y, size).astype(np.float32)
+    from . import training
+
+    if shards.is_on_disk(x):            # read from disk: shuffled row numbers, same order as in memory
+        ds = training.stream_rows(x, targets, shuffle=True, seed=seed, read_size=batch_size)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((x, targets))
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     if config is not None:
         ds = aug.augment_dataset(ds, config, seed=seed, target="keypoints")
     ds = ds.map(lambda im, kp: (tf.cast(im, tf.float32), (kp + 0.5) * (2.0 / size) - 1.0))
@@ -211,9 +251,10 @@ def fit(model, data: dict, train_idx, val_idx, channels=(0, 1), epochs: int = 30
     """
     import keras
 
+    from . import training
+
     channels = list(channels)
-    x_train = np.asarray(data["x"][train_idx][..., channels], np.float32)
-    x_val = np.asarray(data["x"][val_idx][..., channels], np.float32)
+    x_train, x_val = (_channels(data["x"], idx, channels) for idx in (train_idx, val_idx))
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True,
                                          start_from_epoch=min_epochs)
     callbacks = [stop]
@@ -222,15 +263,25 @@ def fit(model, data: dict, train_idx, val_idx, channels=(0, 1), epochs: int = 30
                                                            min_lr=1e-5))
     import tensorflow as tf
 
-    val = tf.data.Dataset.from_tensor_slices((x_val, data["y"][val_idx].astype(np.float32))).batch(256)
+    y_val = data["y"][val_idx].astype(np.float32)
+    val = (training.stream_rows(x_val, y_val, read_size=256) if shards.is_on_disk(x_val) else
+           tf.data.Dataset.from_tensor_slices((x_val, y_val))).batch(256)
     return model.fit(train_dataset(x_train, data["y"][train_idx], batch_size, seed, config), validation_data=val,
                      epochs=epochs, callbacks=callbacks, shuffle=False, verbose=0)
 
 
+def _channels(x, idx, channels: list):
+    """Rows ``idx`` of ``x`` with the ``channels`` kept, as float32: a lazy view of an on-disk array."""
+    if shards.is_on_disk(x):
+        return x.take(np.asarray(idx, dtype=np.int64)).map(lambda b: b[..., channels].astype(np.float32))
+    return np.asarray(np.asarray(x)[idx][..., channels], np.float32)
+
+
 def predict(model, data: dict, idx, channels=(0, 1), batch_size: int = 64) -> np.ndarray:
-    """Predicted targets ``(n, 2)`` in ``[-1, 1]`` for the samples ``idx`` (no augmentation)."""
-    x = np.asarray(data["x"][idx][..., list(channels)], np.float32)
-    batches = [np.asarray(model.predict_on_batch(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
+    """Predicted targets ``(n, 2)`` in ``[-1, 1]`` for the samples ``idx`` (no augmentation; read batch by batch)."""
+    x = _channels(data["x"], idx, list(channels))
+    batches = [np.asarray(model.predict_on_batch(np.asarray(x[i:i + batch_size], np.float32)))
+               for i in range(0, len(x), batch_size)]
     return np.concatenate(batches).astype(float) if batches else np.zeros((0, 2))
 
 

@@ -267,10 +267,15 @@ def lung_roi(volume: np.ndarray, labels: np.ndarray, lungs: np.ndarray, spacing,
     return volume, labels
 
 
+def series_per_shard(n_series: int) -> int:
+    """Series per shard of :func:`build_slices`: about 16 shards for a small set, at most 8 series each."""
+    return int(max(1, min(8, -(-n_series // 16))))
+
+
 def build_slices(root: str | os.PathLike, image_size: int = 96, negatives_per_series: int = 4,
                  min_lung_fraction: float = 0.05, crop_to_lungs: bool = True, mask_outside_lungs: bool = True,
-                 seed: int = 0, use_cache: bool = True) -> dict:
-    """2-D training data from a LUNA16-layout folder.
+                 seed: int = 0, use_cache: bool = True, n_jobs: int = -1) -> dict:
+    """2-D training data from a LUNA16-layout folder, written to disk shard by shard.
 
     For every readable series: each axial slice that cuts a nodule sphere, plus
     ``negatives_per_series`` randomly chosen nodule-free slices whose lung region covers at
@@ -281,26 +286,57 @@ def build_slices(root: str | os.PathLike, image_size: int = 96, negatives_per_se
     HU are clipped to [-1000, 400] and scaled to [0, 1]; slices are padded to square and
     resized to ``image_size``.
 
-    Returns a dict of arrays (N slices): ``images`` float32 (N, S, S), ``masks`` uint8
-    (N, S, S), ``labels`` int32 (N, S, S, value = ``nodule_id`` of join_annotations),
-    ``groups`` (seriesuid per slice: split on it), ``slice_z`` (index in the volume),
-    ``spacing`` (N, 3) mm. Cached beside the data, keyed by the files and the parameters.
+    Returns a dict over N slices: on disk (:class:`helpers.shards.ShardedArray`, indexing
+    reads) ``images`` float32 (N, S, S), ``masks`` uint8 (N, S, S), ``labels`` int32
+    (N, S, S, value = ``nodule_id`` of join_annotations); in memory ``groups`` (seriesuid
+    per slice: split on it), ``slice_z`` (index in the volume), ``spacing`` (N, 3) mm and
+    ``foreground_px`` (nodule pixels per slice). Built by ``n_jobs`` workers of joblib's
+    active backend, a few series per shard (:func:`series_per_shard`), each worker reading
+    one scan at a time and writing its shard, so memory does not grow with the number of
+    series; an interrupted build resumes. Cached beside the data, keyed by the files and the
+    parameters (``use_cache=False``: built in a temporary folder, removed at exit).
     """
+    from functools import partial
+
+    from . import shards
+
     root = datasets.check_layout("luna16", root)
-    params = dict(stage="luna16-slices", version=2, image_size=int(image_size),
+    params = dict(stage="luna16-slices", version=3, image_size=int(image_size),
                   negatives_per_series=int(negatives_per_series), min_lung_fraction=float(min_lung_fraction),
                   crop_to_lungs=bool(crop_to_lungs), mask_outside_lungs=bool(mask_outside_lungs), seed=int(seed))
-
-    def build():
+    key = cache.fingerprint(_source_files(root), **params)
+    folder = cache.cache_dir(root, "luna16") if use_cache else shards.scratch_folder("luna16-slices-")
+    store = folder / f"luna16-slices-{key}"
+    if not shards.is_complete(store, key):
         series = index_series(root)
         nodules = join_annotations(series, load_annotations(root))
-        parts = [_series_slices(s, nodules, params) for s in series[series["error"].isna()].to_dict("records")]
-        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        records = series[series["error"].isna()].to_dict("records")
+        size = int(image_size)
+        shards.build(store, records, partial(_slices_shard, nodules=nodules, params=params),
+                     {"images": ((size, size), np.float32), "masks": ((size, size), np.uint8),
+                      "labels": ((size, size), np.int32)}, shard_size=series_per_shard(len(records)),
+                     n_jobs=n_jobs, key=key, params=params, desc="slices")
+        shards.supersede(folder, "luna16-slices-", key)
+    return shards.slice_set(store, {"groups": "group", "slice_z": "slice_z",
+                                    "spacing": ["spacing_z", "spacing_y", "spacing_x"],
+                                    "foreground_px": "foreground_px"})
 
-    if not use_cache:
-        return build()
-    key = cache.fingerprint(_source_files(root), **params)
-    return cache.cached_arrays(cache.cache_dir(root, "luna16") / f"luna16-slices-{key}.npz", build)
+
+def _slices_shard(records: list[dict], nodules: pd.DataFrame, params: dict):
+    """The work of one shard of :func:`build_slices`: the selected slices of a few series."""
+    parts = [_series_slices(s, nodules, params) for s in records]
+    size = params["image_size"]
+    if not parts:
+        empty = np.zeros((0, size, size))
+        return ({"images": empty.astype(np.float32), "masks": empty.astype(np.uint8),
+                 "labels": empty.astype(np.int32)},
+                pd.DataFrame(columns=["group", "slice_z", "spacing_z", "spacing_y", "spacing_x", "foreground_px"]))
+    data = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    table = pd.DataFrame({"group": data["groups"].astype(str), "slice_z": data["slice_z"].astype(int),
+                          "spacing_z": data["spacing"][:, 0], "spacing_y": data["spacing"][:, 1],
+                          "spacing_x": data["spacing"][:, 2],
+                          "foreground_px": data["masks"].reshape(len(data["masks"]), -1).sum(axis=1).astype(int)})
+    return {"images": data["images"], "masks": data["masks"], "labels": data["labels"]}, table
 
 
 def _series_arrays(s: dict, nodules: pd.DataFrame, params: dict) -> dict:

@@ -383,7 +383,7 @@ def _cleaned(root: str | os.PathLike, image_size: int, n_jobs: int, cache_dir) -
     built = False
     if not shards.is_complete(store, key):
         report = shards.build(store, readable, partial(clean_shard, image_size=int(image_size)),
-                              (int(image_size), int(image_size)), np.int16,
+                              {"images": ((int(image_size), int(image_size)), np.int16)},
                               shard_size=shard_size(len(readable), int(image_size)), n_jobs=n_jobs, key=key,
                               params={"stage": "rsna-clean", "image_size": int(image_size)},
                               progress=len(readable) > dicom.AUTO_PROGRESS, desc="cleaning")
@@ -392,11 +392,7 @@ def _cleaned(root: str | os.PathLike, image_size: int, n_jobs: int, cache_dir) -
         built = True
     table = cache.cached_table(table_path, lambda: _assemble(index, load_labels(root), shards.read_table(store)))
     if built:   # a new build supersedes older ones of the same size (changed files or code)
-        import shutil
-
-        for old in folder.glob(f"{stem}*"):
-            if key not in old.name:
-                shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+        shards.supersede(folder, stem, key)
     return store, _tidy(table)
 
 

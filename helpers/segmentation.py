@@ -32,9 +32,12 @@ def load_slices(dataset: str, root: str | os.PathLike, image_size: int, seed: in
                 negatives_per_series: int = 4, frames_per_series: int = 3, **kwargs) -> dict:
     """2-D segmentation data for ``dataset`` (``"luna16"`` or ``"dsb2"``).
 
-    Returns a dict of arrays over N slices: ``images`` float32 (N, S, S) in [0, 1],
-    ``masks`` uint8 (N, S, S), ``labels`` int32 (N, S, S; one id per object: a nodule, or
-    one LV per slice), ``groups`` (the series / case of each slice: split on it).
+    Returns a dict over N slices: on disk (:class:`helpers.shards.ShardedArray`: indexing
+    reads, ``take`` is a lazy view, :func:`helpers.training.make_dataset` streams them)
+    ``images`` float32 (N, S, S) in [0, 1], ``masks`` uint8 (N, S, S), ``labels`` int32
+    (N, S, S; one id per object: a nodule, or one LV per slice); in memory ``groups`` (the
+    series / case of each slice: split on it) and ``foreground_px`` (foreground pixels per
+    slice).
     ``negatives_per_series`` is used by luna16 (nodule-free slices per series),
     ``frames_per_series`` by dsb2 (frames per cardiac cycle); other keyword arguments go
     to the dataset's builder.
@@ -56,22 +59,28 @@ def scale_percentile(image: np.ndarray, upper: float = 99.5) -> np.ndarray:
 
 
 def dsb2_lv_slices(root: str | os.PathLike, image_size: int = 96, frames_per_series: int = 3, seed: int = 0,
-                   use_cache: bool = True) -> dict:
+                   use_cache: bool = True, n_jobs: int = -1) -> dict:
     """Left-ventricle segmentation slices from a DSB2-layout folder with ``lv_masks/``.
 
     Uses :func:`helpers.dsb2.index_frames` (usable frames that have a mask), takes
     ``frames_per_series`` frames spread over each cardiac cycle, scales each image by its
     99.5th percentile, pads to square and resizes to ``image_size``. ``groups`` is the case
     (patient): split on it. Each slice's LV gets its own label id. Same keys as
-    :func:`helpers.luna16.build_slices`. Cached beside the data.
+    :func:`helpers.luna16.build_slices` (``images``, ``masks``, ``labels`` on disk, written
+    shard by shard; ``groups`` and ``foreground_px`` in memory). Cached beside the data.
     """
-    from . import dsb2, luna16
+    from functools import partial
+
+    from . import dsb2, shards
 
     root = datasets.check_layout("dsb2", root)
-    params = dict(stage="dsb2-lv-slices", version=1, image_size=int(image_size),
+    params = dict(stage="dsb2-lv-slices", version=2, image_size=int(image_size),
                   frames_per_series=int(frames_per_series), seed=int(seed))
-
-    def build():
+    files = [p for p in Path(root).rglob("*") if p.is_file() and p.suffix.lower() in (".dcm", ".png", ".csv")]
+    key = cache.fingerprint(files, **params)
+    folder = cache.cache_dir(root, "dsb2") if use_cache else shards.scratch_folder("dsb2-lv-slices-")
+    store = folder / f"dsb2-lv-slices-{key}"
+    if not shards.is_complete(store, key):
         frames = dsb2.usable_frames(dsb2.index_frames(root))
         frames = frames[frames["mask_path"].notna()]
         picked = []
@@ -79,20 +88,31 @@ def dsb2_lv_slices(root: str | os.PathLike, image_size: int = 96, frames_per_ser
             idx = np.linspace(0, len(series) - 1, min(frames_per_series, len(series))).round().astype(int)
             picked.append(series.iloc[np.unique(idx)])
         picked = pd.concat(picked, ignore_index=True) if picked else frames.iloc[:0]
-        n, size = len(picked), int(image_size)
-        images, labels = np.zeros((n, size, size), np.float32), np.zeros((n, size, size), np.int32)
-        for i, row in enumerate(picked.itertuples(index=False)):
-            image = scale_percentile(dsb2.read_frame(row.abs_path))
-            mask = dsb2.read_mask(root / row.mask_path).astype(np.int32) * (i + 1)
-            images[i], labels[i] = luna16.resize_pair(image, mask, size)
-        return {"images": images, "masks": (labels > 0).astype(np.uint8), "labels": labels,
-                "groups": picked["case"].astype(str).to_numpy(dtype=str)}
+        items = [(i, row.abs_path, str(root / row.mask_path), str(row.case))
+                 for i, row in enumerate(picked.itertuples(index=False))]
+        size = int(image_size)
+        shards.build(store, items, partial(_lv_shard, size=size),
+                     {"images": ((size, size), np.float32), "masks": ((size, size), np.uint8),
+                      "labels": ((size, size), np.int32)},
+                     shard_size=int(max(16, min(256, -(-len(items) // 16)))), n_jobs=n_jobs, key=key,
+                     params=params, desc="LV slices")
+        shards.supersede(folder, "dsb2-lv-slices-", key)
+    return shards.slice_set(store, {"groups": "group", "foreground_px": "foreground_px"})
 
-    if not use_cache:
-        return build()
-    files = [p for p in Path(root).rglob("*") if p.is_file() and p.suffix.lower() in (".dcm", ".png", ".csv")]
-    key = cache.fingerprint(files, **params)
-    return cache.cached_arrays(cache.cache_dir(root, "dsb2") / f"dsb2-lv-slices-{key}.npz", build)
+
+def _lv_shard(items: list[tuple], size: int):
+    """The work of one shard of :func:`dsb2_lv_slices`: frames read, scaled and resized with their masks."""
+    from . import dsb2, luna16
+
+    images, labels = np.zeros((len(items), size, size), np.float32), np.zeros((len(items), size, size), np.int32)
+    for k, (i, frame_path, mask_path, _) in enumerate(items):
+        image = scale_percentile(dsb2.read_frame(frame_path))
+        mask = dsb2.read_mask(mask_path).astype(np.int32) * (i + 1)
+        images[k], labels[k] = luna16.resize_pair(image, mask, size)
+    masks = (labels > 0).astype(np.uint8)
+    table = pd.DataFrame({"group": [item[3] for item in items],
+                          "foreground_px": masks.reshape(len(items), -1).sum(axis=1).astype(int)})
+    return {"images": images, "masks": masks, "labels": labels}, table
 
 
 def split_by_group(groups, test_size: float = 0.25, seed: int = 0):

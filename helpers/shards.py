@@ -2,19 +2,21 @@
 
 A *store* is one folder::
 
-    shard-00000.npy        rows [0, S) of the array     (NumPy .npy, memory-mapped when read)
-    shard-00000.parquet    the table of the same rows   (one row per item, in item order)
-    shard-00001.npy ...
-    manifest.json          written last: the store is complete only when it exists
+    shard-00000.images.npy   the shard's rows of array "images" (NumPy .npy, memory-mapped when read)
+    shard-00000.masks.npy    ... of every other array of the store, same rows
+    shard-00000.parquet      the table of the same rows (one row per row of the arrays)
+    shard-00001.images.npy ...
+    manifest.json            written last: the store is complete only when it exists
 
-:func:`build` cuts a list of items (e.g. file paths) into shards of ``shard_size`` items and
-calls ``work(items)`` once per shard, in joblib's active backend (a loky process pool by
+:func:`build` cuts a list of items (e.g. file paths, or series) into shards of ``shard_size``
+items and calls ``work(items)`` once per shard; a shard holds any number of rows (one per
+file, or the selected slices of a few series), in joblib's active backend (a loky process pool by
 default; ``with joblib.parallel_config(backend="dask")`` sends the shards to a Dask
 cluster). The *worker* writes its shard to disk and returns only its row count, so memory
 is bounded by the shard size times the number of workers, never by the number of items.
 
 Each file is written under a temporary name and renamed into place (atomic on one file
-system), the ``.npy`` before the ``.parquet``: a shard counts as done only when its
+system), the ``.npy`` files before the ``.parquet``: a shard counts as done only when its
 ``.parquet`` exists. A build that was interrupted (Ctrl-C, a killed kernel, a full disk)
 resumes from the shards that are done and redoes only the others; a half-written file is
 never read as complete. The manifest records ``key`` (the fingerprint of the inputs and
@@ -43,17 +45,26 @@ import numpy as np
 from .io import atomic_path, write_json
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def shard_name(i: int) -> str:
     return f"shard-{i:05d}"
 
 
-def shard_done(folder: str | os.PathLike, i: int) -> bool:
+def is_on_disk(array) -> bool:
+    """Whether ``array`` is an on-disk array (a :class:`ShardedArray` or alike: rows are read when indexed)."""
+    return not isinstance(array, np.ndarray) and hasattr(array, "take") and hasattr(array, "shape")
+
+
+def _npy(folder: Path, i: int, name: str) -> Path:
+    return folder / f"{shard_name(i)}.{name}.npy"
+
+
+def shard_done(folder: str | os.PathLike, i: int, names=()) -> bool:
     """Whether shard ``i`` of the store in ``folder`` is complete (its ``.parquet`` is written last)."""
     folder = Path(folder)
-    return (folder / f"{shard_name(i)}.parquet").is_file() and (folder / f"{shard_name(i)}.npy").is_file()
+    return (folder / f"{shard_name(i)}.parquet").is_file() and all(_npy(folder, i, n).is_file() for n in names)
 
 
 def is_complete(folder: str | os.PathLike, key: str | None = None) -> bool:
@@ -63,49 +74,64 @@ def is_complete(folder: str | os.PathLike, key: str | None = None) -> bool:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
-    if key is not None and manifest.get("key") != key:
-        return False
-    return all(shard_done(folder, i) for i in range(manifest["n_shards"]))
+    if manifest.get("format") != FORMAT_VERSION or (key is not None and manifest.get("key") != key):
+        return False                      # another key, or a store of an older layout: rebuilt
+    return all(shard_done(folder, i, manifest["arrays"]) for i in range(manifest["n_shards"]))
 
 
-def _write_shard(folder: str, i: int, items: list, work: Callable, row_shape: tuple, dtype: str) -> int:
-    """Run ``work`` on one shard's items and write its two files atomically (runs in a worker)."""
-    array, table = work(items)
-    array = np.ascontiguousarray(array, dtype=dtype)
-    if array.shape[1:] != tuple(row_shape) or len(array) != len(items) or len(table) != len(items):
-        raise ValueError(f"shard {i}: work() returned {array.shape} and {len(table)} table rows "
-                         f"for {len(items)} items of shape {tuple(row_shape)}")
+def _write_shard(folder: str, i: int, items: list, work: Callable, arrays: dict) -> int:
+    """Run ``work`` on one shard's items and write its files atomically (runs in a worker); returns its rows."""
+    out, table = work(items)
+    if not isinstance(out, dict):
+        (only,) = arrays
+        out = {only: out}
+    if set(out) != set(arrays):
+        raise ValueError(f"shard {i}: work() returned arrays {sorted(out)}, the store has {sorted(arrays)}")
+    n = len(table)
     folder = Path(folder)
-    with atomic_path(folder / f"{shard_name(i)}.npy") as tmp, open(tmp, "wb") as fh:
-        np.save(fh, array, allow_pickle=False)
+    for name, (row_shape, dtype) in arrays.items():
+        array = np.ascontiguousarray(out[name], dtype=dtype)
+        if array.shape != (n, *row_shape):
+            raise ValueError(f"shard {i}: work() returned {name} of shape {array.shape} and {n} table rows "
+                             f"for {len(items)} items (rows of shape {tuple(row_shape)})")
+        with atomic_path(_npy(folder, i, name)) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
     with atomic_path(folder / f"{shard_name(i)}.parquet") as tmp:
         table.reset_index(drop=True).to_parquet(tmp, index=False)
-    return len(items)
+    return n
 
 
-def build(folder: str | os.PathLike, items: Sequence, work: Callable, row_shape: tuple, dtype,
-          shard_size: int = 256, n_jobs: int = -1, key: str = "", params: dict | None = None,
-          progress: bool | None = None, desc: str = "shards") -> dict:
+def _rows_of(folder: Path, i: int) -> int:
+    import pyarrow.parquet as pq
+
+    return int(pq.read_metadata(folder / f"{shard_name(i)}.parquet").num_rows)
+
+
+def build(folder: str | os.PathLike, items: Sequence, work: Callable, arrays: dict, shard_size: int = 256,
+          n_jobs: int = -1, key: str = "", params: dict | None = None, progress: bool | None = None,
+          desc: str = "shards") -> dict:
     """Build (or finish) the store in ``folder`` from ``items``, one shard of ``shard_size`` items per task.
 
-    ``work(items) -> (array, table)``: an array ``(len(items), *row_shape)`` and a
-    :class:`pandas.DataFrame` of ``len(items)`` rows, for one shard; it must be picklable
-    (a module-level function or a :func:`functools.partial` of one) so that process pools
-    and Dask workers can run it. Items whose processing fails should still get a row (e.g.
-    zeros, with the reason in the table), so rows and items stay aligned.
+    ``arrays`` names the store's arrays and their rows: ``{"images": ((96, 96), "float32"), ...}``.
+    ``work(items) -> (arrays, table)``: a dict of arrays with the same number of rows ``k``
+    each (or one array when the store has one), and a :class:`pandas.DataFrame` of ``k``
+    rows, for one shard (``k`` may differ from ``len(items)``: e.g. the selected slices of a
+    few series). It must be picklable (a module-level function or a :func:`functools.partial`
+    of one) so that process pools and Dask workers can run it. Items that fail should be
+    recorded in the table (with a reason), never raised.
 
-    Shards already done in ``folder`` (same ``key``, same ``shard_size``) are kept. Returns
-    the manifest, with ``n_built`` and ``n_reused`` shards of this call. Items are never
-    held in memory as processed data: each worker writes its shard and returns its size.
+    Shards already done in ``folder`` (same ``key``, ``shard_size`` and arrays) are kept.
+    Returns the manifest, with ``n_built`` and ``n_reused`` shards of this call. Processed
+    data never gathers in this process: each worker writes its shard and returns its row count.
     """
     import joblib
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    dtype = np.dtype(dtype).str
-    n_shards = max(1, -(-len(items) // shard_size)) if len(items) else 0
-    spec = {"format": FORMAT_VERSION, "key": key, "n": len(items), "shard_size": int(shard_size),
-            "n_shards": n_shards, "row_shape": [int(s) for s in row_shape], "dtype": dtype,
+    arrays = {name: (tuple(int(d) for d in shape), np.dtype(dtype).str) for name, (shape, dtype) in arrays.items()}
+    n_shards = -(-len(items) // shard_size) if len(items) else 0
+    spec = {"format": FORMAT_VERSION, "key": key, "n_items": len(items), "shard_size": int(shard_size),
+            "n_shards": n_shards, "arrays": {k: {"row_shape": list(v[0]), "dtype": v[1]} for k, v in arrays.items()},
             "params": params or {}}
     stamp = folder / "build.json"          # what the shards on disk were built with
     try:
@@ -119,7 +145,7 @@ def build(folder: str | os.PathLike, items: Sequence, work: Callable, row_shape:
         write_json(stamp, spec)
     for tmp in folder.glob("*.tmp*"):     # left by an interrupted build; never complete
         tmp.unlink(missing_ok=True)
-    todo = [i for i in range(n_shards) if not shard_done(folder, i)]
+    todo = [i for i in range(n_shards) if not shard_done(folder, i, arrays)]
     show = (len(items) > 20000) if progress is None else bool(progress)
     bar = None
     if show:
@@ -127,11 +153,10 @@ def build(folder: str | os.PathLike, items: Sequence, work: Callable, row_shape:
 
         bar = tqdm(total=len(todo), desc=desc, unit="shard")
     tasks = (joblib.delayed(_write_shard)(str(folder), i, list(items[i * shard_size:(i + 1) * shard_size]),
-                                          work, tuple(row_shape), dtype) for i in todo)
+                                          work, arrays) for i in todo)
     try:
         if len(todo) <= 1 or _workers(n_jobs) == 1:
-            for task in tasks:
-                fn, args, kwargs = task
+            for fn, args, kwargs in tasks:
                 fn(*args, **kwargs)
                 if bar is not None:
                     bar.update(1)
@@ -143,7 +168,8 @@ def build(folder: str | os.PathLike, items: Sequence, work: Callable, row_shape:
     finally:
         if bar is not None:
             bar.close()
-    manifest = {**spec, "shards": [shard_name(i) for i in range(n_shards)]}
+    counts = [_rows_of(folder, i) for i in range(n_shards)]
+    manifest = {**spec, "n": int(sum(counts)), "counts": counts, "shards": [shard_name(i) for i in range(n_shards)]}
     write_json(folder / MANIFEST, manifest)
     return {**manifest, "n_built": len(todo), "n_reused": n_shards - len(todo)}
 
@@ -157,8 +183,48 @@ def _workers(n_jobs: int) -> int:
         return 1
 
 
+def open_store(folder: str | os.PathLike) -> dict:
+    """Every array of a store as a :class:`ShardedArray`, by name."""
+    manifest = json.loads((Path(folder) / MANIFEST).read_text())
+    return {name: ShardedArray(folder, name) for name in manifest["arrays"]}
+
+
+def slice_set(folder: str | os.PathLike, columns: dict | None = None) -> dict:
+    """A store of 2-D slices as the segmentation notebooks read it: its arrays (on disk) and
+    its table's columns (in memory, one value per slice), in one dict.
+
+    ``columns`` maps a key of the dict to a table column, or to a list of columns (stacked
+    as ``(n, k)``); by default every table column is returned under its own name.
+    """
+    table = read_table(folder)
+    out: dict = dict(open_store(folder))
+    for key, cols in (columns or {c: c for c in table.columns}).items():
+        out[key] = table[cols].to_numpy()
+    return out
+
+
+def scratch_folder(prefix: str) -> Path:
+    """A fresh temporary folder for a store that is not to be cached; removed when Python exits."""
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
+def supersede(folder: str | os.PathLike, stem: str, key: str) -> None:
+    """Remove the other builds ``<stem>*`` in ``folder`` (stores or legacy files) once ``key`` is built."""
+    import shutil
+
+    for old in Path(folder).glob(f"{stem}*"):
+        if key not in old.name:
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+
+
 def read_table(folder: str | os.PathLike):
-    """The store's table: its shards' Parquet tables concatenated, in item order."""
+    """The store's table: its shards' Parquet tables concatenated, in row order."""
     import pandas as pd
 
     folder = Path(folder)
@@ -168,7 +234,9 @@ def read_table(folder: str | os.PathLike):
 
 
 class ShardedArray:
-    """A read-only, array-like view of a store's shards (or of rows of it).
+    """A read-only, array-like view of one array of a store (or of rows of it).
+
+    ``name`` picks the array when the store holds several (``ShardedArray(folder, "masks")``).
 
     ``len``, ``shape``, ``dtype`` and ``ndim`` work as for a NumPy array. Indexing reads:
     an integer gives one row, a slice, a list of integers or a boolean mask give an
@@ -178,19 +246,26 @@ class ShardedArray:
     pipeline over the real data must avoid (use :meth:`batches` or ``tf.data``).
     """
 
-    def __init__(self, folder: str | os.PathLike, rows=None, dtype=None, fn: Callable | None = None,
-                 row_shape: tuple | None = None):
+    def __init__(self, folder: str | os.PathLike, name: str | None = None, rows=None, dtype=None,
+                 fn: Callable | None = None, row_shape: tuple | None = None):
         self.folder = Path(folder)
         manifest = json.loads((self.folder / MANIFEST).read_text())
+        if name is None:
+            if len(manifest["arrays"]) != 1:
+                raise ValueError(f"the store holds {sorted(manifest['arrays'])}: say which (name=...)")
+            (name,) = manifest["arrays"]
+        self.name = name
         self._manifest = manifest
-        self._size = int(manifest["shard_size"])
+        self._raw_dtype = np.dtype(manifest["arrays"][name]["dtype"])
+        self._raw_shape = tuple(manifest["arrays"][name]["row_shape"])
+        self._offsets = np.concatenate([[0], np.cumsum(manifest["counts"])]).astype(np.int64)
         n = int(manifest["n"])
         self._rows = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
         if self._rows.size and (self._rows.min() < 0 or self._rows.max() >= n):
             raise IndexError(f"rows outside 0..{n - 1}")
         self._fn = fn
-        self._dtype = np.dtype(dtype) if dtype is not None else (None if fn else np.dtype(manifest["dtype"]))
-        self._row_shape = tuple(row_shape) if row_shape is not None else (None if fn else tuple(manifest["row_shape"]))
+        self._dtype = np.dtype(dtype) if dtype is not None else (None if fn else self._raw_dtype)
+        self._row_shape = tuple(row_shape) if row_shape is not None else (None if fn else self._raw_shape)
         self._maps: dict[int, np.ndarray] = {}
         if self._dtype is None or self._row_shape is None:   # a map: its output decides
             probe = self._read(self._rows[:1]) if len(self._rows) else None
@@ -220,7 +295,7 @@ class ShardedArray:
         return int(np.prod(self.shape)) * self._dtype.itemsize
 
     def __repr__(self) -> str:
-        return f"ShardedArray(shape={self.shape}, dtype={self._dtype}, folder={self.folder.name!r})"
+        return f"ShardedArray({self.name!r}, shape={self.shape}, dtype={self._dtype}, folder={self.folder.name!r})"
 
     def __getstate__(self):   # memory maps are reopened in the process that reads
         state = self.__dict__.copy()
@@ -271,7 +346,7 @@ class ShardedArray:
 
         The output's shape and dtype are taken from ``fn`` applied to the first row.
         """
-        return ShardedArray(self.folder, self._rows, fn=_Compose(self._fn, self._dtype, fn))
+        return ShardedArray(self.folder, self.name, self._rows, fn=_Compose(self._fn, self._dtype, fn))
 
     def _view(self, rows) -> ShardedArray:
         view = ShardedArray.__new__(ShardedArray)
@@ -286,18 +361,16 @@ class ShardedArray:
     # -- reading
     def _shard(self, s: int) -> np.ndarray:
         if s not in self._maps:
-            self._maps[s] = np.load(self.folder / f"{self._manifest['shards'][s]}.npy", mmap_mode="r",
-                                    allow_pickle=False)
+            self._maps[s] = np.load(_npy(self.folder, s, self.name), mmap_mode="r", allow_pickle=False)
         return self._maps[s]
 
     def _read(self, rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64)
-        raw_dtype = np.dtype(self._manifest["dtype"])
-        out = np.empty((len(rows), *self._manifest["row_shape"]), raw_dtype)
-        shard_of = rows // self._size
+        out = np.empty((len(rows), *self._raw_shape), self._raw_dtype)
+        shard_of = np.searchsorted(self._offsets, rows, side="right") - 1
         for s in np.unique(shard_of):
             where = np.flatnonzero(shard_of == s)
-            local = rows[where] - s * self._size
+            local = rows[where] - self._offsets[s]
             order = np.argsort(local, kind="stable")        # read each shard front to back
             out[where[order]] = self._shard(int(s))[local[order]]
         if self._fn is not None:

@@ -34,6 +34,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from . import shards
+
 
 # ----------------------------------------------------------------------------- LR finder
 def exponential_lrs(min_lr: float, max_lr: float, steps: int) -> np.ndarray:
@@ -308,8 +310,9 @@ def make_dataset(images, labels, batch_size: int = 32, training: bool = False, s
         (:class:`helpers.shards.ShardedArray`, or anything with ``take`` that reads rows
         when indexed) is *streamed*: the pipeline shuffles row numbers, reads each batch of
         rows from disk and prefetches the next, so memory does not grow with ``n``.
-    labels : array ``(n,)`` or ``(n, k)``
-        Targets, cast to float32.
+    labels : array ``(n,)`` or ``(n, k)``, or on disk
+        Targets, cast to float32. With on-disk images the targets may be on disk too (e.g.
+        segmentation masks ``(n, H, W)``, read with the images and given a channel axis).
     training : bool
         Shuffle (seeded, a new order each epoch) and augment. Validation and test data use
         ``training=False``: same order every time, never augmented.
@@ -331,7 +334,7 @@ def make_dataset(images, labels, batch_size: int = 32, training: bool = False, s
     """
     import tensorflow as tf
 
-    if not isinstance(images, np.ndarray) and hasattr(images, "take") and hasattr(images, "shape"):
+    if shards.is_on_disk(images):
         return _stream_dataset(images, labels, batch_size, training, seed, preprocess, augment,
                                bool(cache), shuffle_buffer, drop_remainder)
     cache = True if cache is None else cache
@@ -361,35 +364,58 @@ def make_dataset(images, labels, batch_size: int = 32, training: bool = False, s
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(autotune)
 
 
-def _stream_dataset(images, labels, batch_size, training, seed, preprocess, augment, cache, shuffle_buffer,
-                    drop_remainder):
-    """:func:`make_dataset` over an on-disk array: shuffled row numbers, rows read a batch at a time."""
+def stream_rows(images, targets, shuffle: bool = False, seed: int = 0, shuffle_buffer: int | None = None,
+                read_size: int = 32):
+    """An unbatched ``tf.data.Dataset`` of ``(image, target)`` read from an on-disk array.
+
+    Row numbers are shuffled (``shuffle``: seeded, reshuffled every epoch; the buffer holds
+    row numbers, 8 bytes a row, so a full shuffle costs nothing), read ``read_size`` rows at
+    a time through ``tf.numpy_function``, and unbatched. ``uint8`` images are scaled to
+    ``[0, 1]``, others cast to float32; 2-D rows get a channel axis. ``targets`` may be in
+    memory or on disk (on-disk masks ``(n, H, W)`` get a channel axis too). With the same
+    ``seed`` the order is the one ``Dataset.from_tensor_slices(...).shuffle(n, seed)`` gives
+    over the same rows in memory.
+    """
     import tensorflow as tf
 
-    labels = np.asarray(labels, dtype=np.float32)
+    on_disk_targets = shards.is_on_disk(targets)
+    if not on_disk_targets:
+        targets = np.asarray(targets, dtype=np.float32)
     n = len(images)
-    if n != len(labels):
-        raise ValueError(f"{n} images but {len(labels)} labels")
+    if n != len(targets):
+        raise ValueError(f"{n} images but {len(targets)} labels")
     row_shape, dtype = tuple(images.shape[1:]), np.dtype(images.dtype)
     channels = row_shape if len(row_shape) == 3 else (*row_shape, 1)
+    target_shape = tuple(targets.shape[1:])
+    if on_disk_targets and len(target_shape) == 2:
+        target_shape = (*target_shape, 1)
     scale = 1.0 / 255.0 if dtype == np.uint8 else None
 
     def read(rows):
         batch = np.asarray(images[rows])
-        return batch.reshape((len(rows), *channels)), labels[rows]
+        values = np.asarray(targets[rows], dtype=np.float32)
+        return batch.reshape((len(rows), *channels)), values.reshape((len(rows), *target_shape))
 
     @tf.autograph.experimental.do_not_convert
     def _read(rows):
         x, y = tf.numpy_function(read, [rows], (tf.as_dtype(dtype), tf.float32), stateful=False)
         x.set_shape((None, *channels))
-        y.set_shape((None, *labels.shape[1:]))
+        y.set_shape((None, *target_shape))
         x = tf.cast(x, tf.float32)
         return (x * scale if scale else x), y
 
     ds = tf.data.Dataset.range(n)
-    if training:
+    if shuffle:
         ds = ds.shuffle(shuffle_buffer or n, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(_read).unbatch()
+    return ds.batch(read_size).map(_read).unbatch()
+
+
+def _stream_dataset(images, labels, batch_size, training, seed, preprocess, augment, cache, shuffle_buffer,
+                    drop_remainder):
+    """:func:`make_dataset` over an on-disk array: shuffled row numbers, rows read a batch at a time."""
+    import tensorflow as tf
+
+    ds = stream_rows(images, labels, training, seed, shuffle_buffer, read_size=batch_size)
     if preprocess is not None:
         ds = ds.map(preprocess)
     if cache:

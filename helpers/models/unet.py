@@ -108,17 +108,21 @@ def training_callbacks(checkpoint_path, patience: int = 5, monitor: str = "val_l
 def predict_proba(model: keras.Model, images, batch_size: int = 32):
     """Foreground probabilities (N, H, W) float32 from ``images`` (N, H, W[, C]), in batches.
 
+    ``images`` may be an on-disk array (:class:`helpers.shards.ShardedArray`): it is read one
+    batch at a time.
+
     Calls the model directly (``training=False``) rather than ``model.predict``, which
     builds a ``tf.data`` pipeline for a few dozen images.
     """
     import numpy as np
 
-    images = np.asarray(images, "float32")
-    if images.ndim == 3:
-        images = images[..., None]
-    out = [ops.convert_to_numpy(model(images[i:i + batch_size], training=False))
-           for i in range(0, len(images), batch_size)]
-    probs = np.concatenate(out) if out else np.zeros(images.shape[:3] + (1,), "float32")
+    if isinstance(images, np.ndarray) or not hasattr(images, "take"):
+        images = np.asarray(images, "float32")
+    out = []
+    for i in range(0, len(images), batch_size):      # an on-disk array is read one batch at a time
+        batch = np.asarray(images[i:i + batch_size], "float32")
+        out.append(ops.convert_to_numpy(model(batch[..., None] if batch.ndim == 3 else batch, training=False)))
+    probs = np.concatenate(out) if out else np.zeros(tuple(images.shape[:3]) + (1,), "float32")
     return probs[..., 0].astype("float32")
 
 

@@ -203,3 +203,22 @@ def test_paired_gain_is_the_difference_of_medians_with_a_paired_interval():
     assert keypoints.describe_gain(0.1, [-0.5, 0.7]).startswith("no clear difference")
     with pytest.raises(ValueError, match="same frames"):
         keypoints.paired_gain(model, baseline.iloc[::-1])
+
+
+def test_train_dataset_streams_on_disk_inputs_in_the_in_memory_order(tmp_path):
+    """The same batches (augmented or not) whether the inputs are on disk or in memory."""
+    from helpers import shards
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(23, 16, 16, 2)).astype(np.float32)
+    y = rng.uniform(-0.5, 0.5, size=(23, 2)).astype(np.float32)
+    shards.build(tmp_path / "s", list(range(23)), lambda rows: (x[rows], pd.DataFrame({"r": rows})),
+                 {"x": ((16, 16, 2), np.float32)}, shard_size=5, n_jobs=1)
+    on_disk = shards.ShardedArray(tmp_path / "s")
+    for config in (None, keypoints.TRAIN_AUGMENT):
+        ram = list(keypoints.train_dataset(x, y, 8, seed=4, config=config))
+        disk = list(keypoints.train_dataset(on_disk, y, 8, seed=4, config=config))
+        assert len(ram) == len(disk) == 3
+        for (xa, ya), (xb, yb) in zip(ram, disk):
+            np.testing.assert_allclose(xa.numpy(), xb.numpy(), atol=1e-6)
+            np.testing.assert_allclose(ya.numpy(), yb.numpy(), atol=1e-6)

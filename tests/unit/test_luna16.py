@@ -94,12 +94,17 @@ def test_build_slices(luna):
     data = luna16.build_slices(root, image_size=48, negatives_per_series=2)
     n = len(data["images"])
     assert data["images"].shape == (n, 48, 48) and data["masks"].shape == (n, 48, 48)
-    assert 0 <= data["images"].min() and data["images"].max() <= 1
+    images, masks, labels = (np.asarray(data[k]) for k in ("images", "masks", "labels"))   # read from disk
+    assert 0 <= images.min() and images.max() <= 1
     assert set(np.unique(data["groups"])) <= {s["seriesuid"] for s in truth["series"]}
-    assert data["masks"].any(axis=(1, 2)).sum() > 0 and (~data["masks"].any(axis=(1, 2))).sum() > 0
-    assert len(np.unique(data["labels"][data["labels"] > 0])) >= 0.8 * truth["n_nodules"]
-    np.testing.assert_array_equal(luna16.build_slices(root, image_size=48, negatives_per_series=2)["images"],
-                                  data["images"])
+    assert masks.any(axis=(1, 2)).sum() > 0 and (~masks.any(axis=(1, 2))).sum() > 0
+    np.testing.assert_array_equal(data["foreground_px"], masks.sum(axis=(1, 2)))
+    assert len(np.unique(labels[labels > 0])) >= 0.8 * truth["n_nodules"]
+    again = luna16.build_slices(root, image_size=48, negatives_per_series=2)       # the cached store
+    assert again["images"].folder == data["images"].folder
+    one_process = luna16.build_slices(root, image_size=48, negatives_per_series=2, use_cache=False, n_jobs=1)
+    np.testing.assert_array_equal(np.asarray(one_process["images"]), images)     # same with 1 or 2 workers
+    np.testing.assert_array_equal(one_process["groups"], data["groups"])
 
 
 def test_missing_folder_names_layout(tmp_path):
@@ -110,7 +115,7 @@ def test_missing_folder_names_layout(tmp_path):
 def test_iter_scans_matches_training_slices_and_geometry(luna):
     root, truth, _ = luna
     data = luna16.build_slices(root, image_size=48, negatives_per_series=2, use_cache=False)
-    uid = str(data["groups"][np.flatnonzero(data["masks"].any(axis=(1, 2)))[0]])
+    uid = str(data["groups"][np.flatnonzero(data["foreground_px"] > 0)[0]])
     scans = luna16.iter_scans(root, image_size=48, seriesuids=[uid])
     assert not isinstance(scans, (list, tuple)), "a generator: one series at a time"
     (scan,) = list(scans)

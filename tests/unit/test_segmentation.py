@@ -73,10 +73,12 @@ def test_dsb2_lv_slices_on_smoke_dsb2():
     truth = synthetic.load_ground_truth(root)
     data = segmentation.load_slices("dsb2", root, 64, frames_per_series=2)
     n = len(data["images"])
-    assert n > 0 and data["images"].shape == (n, 64, 64) and data["images"].max() <= 1
-    assert data["masks"].any(axis=(1, 2)).mean() > 0.9
+    images, masks, labels = (np.asarray(data[k]) for k in ("images", "masks", "labels"))   # read from disk
+    assert n > 0 and images.shape == (n, 64, 64) and images.max() <= 1
+    assert masks.any(axis=(1, 2)).mean() > 0.9
+    np.testing.assert_array_equal(data["foreground_px"], masks.sum(axis=(1, 2)))
     assert len(np.unique(data["groups"])) == truth["n_cases"]
-    assert len(np.unique(data["labels"][data["labels"] > 0])) == n
+    assert len(np.unique(labels[labels > 0])) == n
 
 
 def test_load_slices_unknown_dataset():

@@ -223,7 +223,7 @@ def test_make_dataset_streams_an_on_disk_array_in_the_same_order(tmp_path):
     def work(rows):
         return images[rows], pd.DataFrame({"row": rows})
 
-    shards.build(tmp_path / "s", list(range(37)), work, (8, 8, 3), np.uint8, shard_size=8, n_jobs=1)
+    shards.build(tmp_path / "s", list(range(37)), work, {"images": ((8, 8, 3), np.uint8)}, shard_size=8, n_jobs=1)
     on_disk = shards.ShardedArray(tmp_path / "s")
     for kwargs in ({"training": False}, {"training": True, "seed": 3}):
         ram = list(training.make_dataset(images, labels, 10, **kwargs))
