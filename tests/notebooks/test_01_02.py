@@ -18,6 +18,7 @@ def test_01_counts_equal_the_ground_truth(run_notebook):
         "n_repaired": truth["n_defective"], "n_dropped_low_brain": truth["n_low_brain"],
         "n_positive_dropped": truth["n_positive_low_brain"],
         "n_kept": truth["n_images"] - truth["n_low_brain"],
+        "read_hu_hand_vs_helper_max_abs_diff": 0.0,   # HU by hand (pydicom + the repair rule) == dicom.read_hu
     }
 
 
@@ -32,6 +33,7 @@ def test_01_runs_unchanged_on_another_dataset(run_notebook, variant_dataset, gen
     assert metrics["n_repaired"] == truth["n_defective"]
     assert metrics["n_dropped_low_brain"] == truth["n_low_brain"]
     assert metrics["n_kept"] == truth["kept"]["n_images"]
+    assert metrics["read_hu_hand_vs_helper_max_abs_diff"] == 0.0, "the notebook's hand-written HU and repair = dicom.read_hu"
 
 
 def test_02_counts_equal_the_cleaned_ground_truth(run_notebook):

@@ -6,7 +6,7 @@ from helpers import datasets, synthetic
 KEYS = ["n_subjects", "n_labelled", "n_unreadable", "n_unlabelled", "variance_10_components", "logreg_accuracy",
         "linear_svm_accuracy", "rbf_svm_accuracy", "knn_accuracy", "leaky_accuracy", "honest_accuracy",
         "logreg_accuracy_ci", "linear_svm_accuracy_ci", "rbf_svm_accuracy_ci", "knn_accuracy_ci",
-        "best_model", "best_accuracy", "best_accuracy_ci"]
+        "best_model", "best_accuracy", "best_accuracy_ci", "nested_cv_hand_vs_helper_max_abs_diff"]
 MODELS = ["logreg_accuracy", "linear_svm_accuracy", "rbf_svm_accuracy", "knn_accuracy"]
 COUNTS = ["n_subjects", "n_labelled", "n_unreadable", "n_unlabelled"]
 
@@ -19,6 +19,7 @@ def _check(metrics, truth):
     assert 0.0 < metrics["variance_10_components"] <= 1.0
     assert metrics["leaky_accuracy"] >= metrics["honest_accuracy"] - 0.05
     assert metrics["best_accuracy"] == max(metrics[k] for k in MODELS)
+    assert metrics["nested_cv_hand_vs_helper_max_abs_diff"] == 0.0, "the notebook's written-out nested CV = classical.nested_cv"
     for key in MODELS + ["best_accuracy"]:
         low, high = metrics[f"{key}_ci"]  # resampled by subject
         assert 0 <= low <= high <= 1 and low - 0.05 <= metrics[key] <= high + 0.05, key
