@@ -139,12 +139,14 @@ def _lattice_affine(lo: np.ndarray, voxel: float) -> np.ndarray:
 
 
 def prepare_volume(path: str | os.PathLike, voxel_size_mm: float = VOXEL_SIZE_MM,
-                   crop_mm=None) -> dict:
+                   crop_mm=None, resample: bool = True) -> dict:
     """Steps 1–3 for one file: canonical, on the world lattice, cropped to its brain box.
 
-    Returns ``{"volume": float32, "lo": lattice index of voxel [0, 0, 0], "error": None}``
-    or ``{"error": reason}``; the volume covers the subject's foreground bounding box
-    (intersected with ``crop_mm`` when given). Never raises for a bad file.
+    Returns ``{"volume": float32, "lo": lattice index of voxel [0, 0, 0], "hi": of the last
+    voxel, "error": None}`` or ``{"error": reason}``; the volume covers the subject's
+    foreground bounding box (intersected with ``crop_mm`` when given). ``resample=False``
+    stops before the resampling (no ``volume``: the box only, for a first pass). Never
+    raises for a bad file.
     """
     try:
         array, affine = nifti.load_canonical(path)
@@ -161,8 +163,10 @@ def prepare_volume(path: str | os.PathLike, voxel_size_mm: float = VOXEL_SIZE_MM
         lo, hi = _lattice(box, voxel_size_mm)
         if np.any(hi < lo):
             return {"error": f"{path}: brain lies outside crop_mm {np.asarray(crop_mm).tolist()}"}
+        if not resample:
+            return {"lo": lo, "hi": hi, "error": None}
         volume = nifti.resample_to_grid(array, affine, _lattice_affine(lo, voxel_size_mm), hi - lo + 1)
-        return {"volume": volume, "lo": lo, "error": None}
+        return {"volume": volume, "lo": lo, "hi": hi, "error": None}
     except nifti.NiftiReadError as err:
         return {"error": str(err)}
     except Exception as err:  # noqa: BLE001 - recorded, the dataset goes on
@@ -194,25 +198,48 @@ def _cube_affine(lo: np.ndarray, shape: np.ndarray, voxel: float, volume_size: i
     return affine
 
 
+def _cube(path: str, voxel_size_mm: float, crop_mm, lo: np.ndarray, shape: np.ndarray, volume_size: int) -> dict:
+    """One subject end to end in a worker: prepared (steps 1–3) and turned into its cube (3–5)."""
+    part = prepare_volume(path, voxel_size_mm, crop_mm)
+    if part["error"]:
+        return {"error": part["error"]}
+    return {"cube": _to_cube(part, lo, shape, volume_size), "error": None}
+
+
 def _build(table: pd.DataFrame, volume_size: int, voxel_size_mm: float, crop_mm, n_jobs: int) -> dict:
+    """Two passes, so that at most one resampled volume per worker is ever in memory.
+
+    Without ``crop_mm`` a first pass reads each file for its brain box only (no resampling)
+    and the common box is their union; then each worker prepares one subject and returns
+    its cube (``volume_size³``, 0.5 MB at 50³), never the resampled volume.
+    """
     from joblib import Parallel, delayed
 
     usable = table[table["status"] == "ok"]
-    parts = Parallel(n_jobs=n_jobs)(delayed(prepare_volume)(p, voxel_size_mm, crop_mm) for p in usable["path"])
-    errors = {s: part["error"] for s, part in zip(usable["subject"], parts) if part["error"]}
-    good = [(s, part) for s, part in zip(usable["subject"], parts) if not part["error"]]
+    paths, subjects = usable["path"].tolist(), usable["subject"].tolist()
+    if crop_mm is None:
+        boxes = Parallel(n_jobs=n_jobs)(delayed(prepare_volume)(p, voxel_size_mm, None, False) for p in paths)
+        good = [b for b in boxes if not b["error"]]
+        if good:
+            lo = np.min([b["lo"] for b in good], axis=0)
+            hi = np.max([b["hi"] for b in good], axis=0)
+    else:
+        lo, hi = _lattice(np.asarray(crop_mm, dtype=float), voxel_size_mm)
+        boxes = [{"error": None}] * len(paths)
+    errors = {s: b["error"] for s, b in zip(subjects, boxes) if b["error"]}
+    todo = [(s, p) for s, p, b in zip(subjects, paths, boxes) if not b["error"]]
+    if not todo:
+        raise ValueError(f"no labelled subject could be loaded ({len(errors)} failed); first errors: "
+                         + "; ".join(list(errors.values())[:3]))
+    shape = hi - lo + 1
+    cubes = Parallel(n_jobs=n_jobs)(delayed(_cube)(p, voxel_size_mm, crop_mm, lo, shape, volume_size)
+                                    for _, p in todo)
+    errors.update({s: c["error"] for (s, _), c in zip(todo, cubes) if c["error"]})
+    good = [(s, c["cube"]) for (s, _), c in zip(todo, cubes) if not c["error"]]
     if not good:
         raise ValueError(f"no labelled subject could be loaded ({len(errors)} failed); first errors: "
                          + "; ".join(list(errors.values())[:3]))
-    if crop_mm is None:
-        lo = np.min([p["lo"] for _, p in good], axis=0)
-        hi = np.max([p["lo"] + np.asarray(p["volume"].shape) - 1 for _, p in good], axis=0)
-    else:
-        lo, hi = _lattice(np.asarray(crop_mm, dtype=float), voxel_size_mm)
-    shape = hi - lo + 1
-    cubes = Parallel(n_jobs=n_jobs, prefer="threads")(
-        delayed(_to_cube)(p, lo, shape, volume_size) for _, p in good)
-    volumes = np.stack(cubes).astype(np.float32)
+    volumes = np.stack([c for _, c in good]).astype(np.float32)
     return {"volumes": volumes, "affine": _cube_affine(lo, shape, voxel_size_mm, volume_size),
             "subjects": np.array([s for s, _ in good]), "failed_subjects": np.array(list(errors)),
             "failed_errors": np.array(list(errors.values()))}
@@ -229,7 +256,9 @@ def load_volumes(root: str | os.PathLike, volume_size: int = 50, voxel_size_mm: 
     voxel_size_mm : common voxel size (mm) before cropping (default 2.0, MNI152's grid).
     crop_mm : world box ``((x0, x1), (y0, y1), (z0, z1))`` in RAS mm, or ``None`` for the
         smallest box holding every subject's brain (see the module docstring).
-    n_jobs : joblib workers (``-1`` all cores); each file is read once.
+    n_jobs : joblib workers (``-1`` all cores). Without ``crop_mm`` each file is read twice
+        (its brain box, then its cube), so that at most one resampled volume per worker is
+        in memory, whatever the number of subjects.
 
     Returns
     -------
