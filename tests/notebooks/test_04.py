@@ -26,6 +26,13 @@ def test_cnn_learns_and_metadata_does_not(metrics):
 
 
 @pytest.mark.notebook
+def test_written_out_range_test_matches_the_helper(metrics):
+    # the notebook's loop (train_on_batch, one rate per batch) and training.lr_range_test on the same
+    # model and batches: same losses up to the helper's float32 running-total arithmetic
+    assert 0 <= metrics["lr_finder_hand_vs_helper_max_abs_diff"] < 1e-5
+
+
+@pytest.mark.notebook
 def test_counts_match_the_ground_truth(metrics):
     truth = synthetic.load_ground_truth(datasets.synthetic_dir("rsna", "smoke"))
     assert metrics["class_prior"] == pytest.approx(truth["n_positive_any"] / truth["n_images"], abs=1e-3)
@@ -52,6 +59,7 @@ def test_runs_on_unseen_data_without_generator_files_and_validates_externally(ru
                           external_data_dir=str(external))
     m = record["metrics"]
     assert m["cnn_auc"] >= 0.70
+    assert m["lr_finder_hand_vs_helper_max_abs_diff"] < 1e-5
     assert 0.2 <= m["metadata_auc"] <= 0.8
     truth = synthetic.load_ground_truth(external)
     assert 0 < m["external_n_images"] <= truth["n_images"] - truth["n_low_brain"]

@@ -26,6 +26,8 @@ def _check(metrics: dict):
     assert str(metrics["cam_volume_size"]) in acc
     assert metrics["n_params"] > 0 and metrics["peak_memory_mb"] > 0
     assert metrics["seed_net_params"] > 10_000_000 and metrics["seed_net_activation_gib"] > 1
+    # the notebook's written-out Grad-CAM (tf.GradientTape) and cam.grad_cam on the same test volume
+    assert 0 <= metrics["gradcam_hand_vs_helper_max_abs_diff"] < 1e-5
 
 
 @pytest.mark.notebook
