@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import cache, datasets
+from . import cache, layouts
 
 FILE_NAME = re.compile(r"^IM-(\d+)-(\d+)(?:-(\d+))?\.dcm$", re.IGNORECASE)
 TAGS = ["SeriesNumber", "InstanceNumber", "TriggerTime", "SliceLocation", "SliceThickness", "PixelSpacing",
@@ -123,12 +123,12 @@ def index_frames(root: str | os.PathLike, split: str = "train") -> pd.DataFrame:
     path of ``lv_masks/<path>.png`` when it exists, else None).
 
     Rows are sorted by case, slice_index, frame; unreadable files come last in their case.
-    A missing or empty folder raises :class:`helpers.datasets.DatasetLayoutError`.
+    A missing or empty folder raises :class:`helpers.layouts.DatasetLayoutError`.
     """
-    root = datasets.check_layout("dsb2", root)
+    root = layouts.check_layout("dsb2", root)
     files = short_axis_files(root, split)
     if not files:
-        raise datasets.layout_error("dsb2", root, f"no short-axis DICOM files under {split}/<case>/study/sax_*/")
+        raise layouts.layout_error("dsb2", root, f"no short-axis DICOM files under {split}/<case>/study/sax_*/")
     key = cache.fingerprint(files, stage="dsb2-index", version=1, split=split)
     table = cache.cached_table(cache.cache_dir(root, "dsb2") / f"index-{key}.parquet",
                                lambda: _index_table(root, files))
@@ -217,10 +217,10 @@ def summary(frames: pd.DataFrame) -> dict:
 
 def load_train_csv(root: str | os.PathLike) -> pd.DataFrame:
     """``train.csv`` as a table: ``Id`` (the case folder name, str), ``Systole``, ``Diastole`` (mL)."""
-    root = datasets.check_layout("dsb2", root)
+    root = layouts.check_layout("dsb2", root)
     path = root / "train.csv"
     if not path.is_file():
-        raise datasets.layout_error("dsb2", root, "train.csv is missing")
+        raise layouts.layout_error("dsb2", root, "train.csv is missing")
     table = pd.read_csv(path, dtype={"Id": str})
     return table.drop_duplicates("Id", keep="last").reset_index(drop=True)
 

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import cache, datasets, nifti
+from . import cache, layouts, nifti
 
 #: Default common voxel size (mm) before cropping: MNI152's standard 2 mm grid.
 VOXEL_SIZE_MM = 2.0
@@ -91,11 +91,11 @@ def index_subjects(root: str | os.PathLike, n_jobs: int = 1) -> pd.DataFrame:
     later by :func:`load_volumes`. A second file for the same subject is marked unreadable
     (``duplicate``). ``table.attrs`` holds the counts (:func:`counts`) and
     ``n_missing_files`` (``subjects.csv`` rows without a file). Nothing raises for bad
-    files; a missing/empty dataset folder raises one :class:`helpers.datasets.DatasetLayoutError`.
+    files; a missing/empty dataset folder raises one :class:`helpers.layouts.DatasetLayoutError`.
     """
     from joblib import Parallel, delayed
 
-    root = datasets.check_layout("hcp", root)
+    root = layouts.check_layout("hcp", root)
     files = sorted(p for p in (root / "brain_nii").iterdir() if p.is_file() and nifti.is_nifti(p))
     classes, problems = _read_subjects_csv(root)
     headers = Parallel(n_jobs=n_jobs)(delayed(_header_row)(p) for p in files) if files else []
@@ -342,12 +342,8 @@ def region_mask(root: str | os.PathLike, volume_size: int = 50, voxel_size_mm: f
     dataset without ground truth (a real download never has ``ground_truth.json``): the
     maps can then be shown but not scored (:func:`helpers.cam.check_against_region` says so).
     """
-    from . import synthetic
-
-    root = Path(root)
-    if not synthetic.is_complete(root):
-        return None
-    region = synthetic.load_ground_truth(root).get("region")
+    truth = layouts.ground_truth(root)
+    region = None if truth is None else truth.get("region")
     if region is None:
         return None
     if affine is None:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import cache, ct, datasets, metaimage
+from . import cache, ct, layouts, metaimage
 
 HU_WINDOW = (-1000.0, 400.0)
 ANNOTATION_COLUMNS = ["seriesuid", "coordX", "coordY", "coordZ", "diameter_mm"]
@@ -63,12 +63,12 @@ def index_series(root: str | os.PathLike, use_cache: bool = True) -> pd.DataFram
     Only headers are read (plus a size check of each ``.raw``), so indexing the 888 real
     LUNA16 scans takes seconds. ``error`` is None for a readable series, else the reason.
     The table is cached beside the data (:mod:`helpers.cache`). A missing or empty folder
-    raises :class:`helpers.datasets.DatasetLayoutError`.
+    raises :class:`helpers.layouts.DatasetLayoutError`.
     """
-    root = datasets.check_layout("luna16", root)
+    root = layouts.check_layout("luna16", root)
     files = series_files(root)
     if not files:
-        raise datasets.layout_error("luna16", root, "no subset*/<seriesuid>.mhd files")
+        raise layouts.layout_error("luna16", root, "no subset*/<seriesuid>.mhd files")
 
     def build():
         return pd.DataFrame([_index_row(p, root) for p in files])
@@ -81,11 +81,11 @@ def index_series(root: str | os.PathLike, use_cache: bool = True) -> pd.DataFram
 
 def load_annotations(root: str | os.PathLike) -> pd.DataFrame:
     """``annotations.csv`` as a table (world mm); exact duplicate rows dropped."""
-    root = datasets.check_layout("luna16", root)
+    root = layouts.check_layout("luna16", root)
     table = pd.read_csv(root / "annotations.csv", dtype={"seriesuid": str})
     missing = set(ANNOTATION_COLUMNS) - set(table.columns)
     if missing:
-        raise datasets.layout_error("luna16", root, f"annotations.csv lacks columns {sorted(missing)}")
+        raise layouts.layout_error("luna16", root, f"annotations.csv lacks columns {sorted(missing)}")
     return table[ANNOTATION_COLUMNS].drop_duplicates().reset_index(drop=True)
 
 
@@ -300,7 +300,7 @@ def build_slices(root: str | os.PathLike, image_size: int = 96, negatives_per_se
 
     from . import shards
 
-    root = datasets.check_layout("luna16", root)
+    root = layouts.check_layout("luna16", root)
     params = dict(stage="luna16-slices", version=3, image_size=int(image_size),
                   negatives_per_series=int(negatives_per_series), min_lung_fraction=float(min_lung_fraction),
                   crop_to_lungs=bool(crop_to_lungs), mask_outside_lungs=bool(mask_outside_lungs), seed=int(seed))
@@ -394,7 +394,7 @@ def iter_scans(root: str | os.PathLike, image_size: int = 96, seriesuids=None, c
       (i, r, c) of ``images`` lies at (i, r, c) × ``spacing_zyx``), ``radii_mm`` (K,) = diameter / 2,
       ``nodule_ids`` (K,).
     """
-    root = datasets.check_layout("luna16", root)
+    root = layouts.check_layout("luna16", root)
     series = index_series(root)
     nodules = join_annotations(series, load_annotations(root))
     rows = series[series["error"].isna()]

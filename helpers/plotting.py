@@ -87,14 +87,17 @@ def training_curves(history, metrics: Sequence[str] = ("loss",), ax=None):
 
 
 
-def dataset_examples(roots: dict, size: float = 3.6):
-    """One example image per dataset (``{name: root}``), read by :func:`helpers.datasets.example_image`."""
-    from .datasets import example_image
-
-    fig, axes = _grid(len(roots), len(roots), size)
-    for ax, (name, root) in zip(axes, roots.items()):
-        image, title, (vmin, vmax) = example_image(name, root)
-        ax.imshow(image, cmap="gray", vmin=vmin, vmax=vmax)
-        ax.set_title(title, fontsize=8)
-        ax.axis("off")
+def dataset_examples(examples: dict, size: float = 3.6, ax=None):
+    """One image per dataset: ``{name: (image, title, (vmin, vmax))}``, as
+    :func:`helpers.datasets.example_image` returns them. ``ax``: a sequence of axes to draw
+    on (one per dataset); returns the figure."""
+    if ax is None:
+        fig, axes = _grid(len(examples), len(examples), size)
+    else:
+        axes = list(np.ravel(ax))
+        fig = axes[0].figure
+    for a, (image, title, (vmin, vmax)) in zip(axes, examples.values()):
+        a.imshow(image, cmap="gray", vmin=vmin, vmax=vmax)
+        a.set_title(title, fontsize=8)
+        a.axis("off")
     return fig

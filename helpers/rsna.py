@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import cache, datasets, dicom, paths, shards
+from . import cache, dicom, layouts, paths, shards
 from .ct import named_window
 from .io import write_json
 
@@ -64,7 +64,7 @@ def load_labels(root: str | os.PathLike) -> pd.DataFrame:
     root = Path(root)
     path = root / LABELS_CSV
     if not path.is_file():
-        raise datasets.layout_error("rsna", root, f"{LABELS_CSV} is missing")
+        raise layouts.layout_error("rsna", root, f"{LABELS_CSV} is missing")
     raw = pd.read_csv(path, dtype={"ID": str}, usecols=["ID", "Label"])
     n_rows = len(raw)
     dup = raw.duplicated()
@@ -370,7 +370,7 @@ def _cleaned(root: str | os.PathLike, image_size: int, n_jobs: int, cache_dir) -
     """
     from functools import partial
 
-    root = datasets.check_layout("rsna", root)
+    root = layouts.check_layout("rsna", root)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         index = dicom.index_dicoms(root / IMAGE_FOLDER, n_jobs=n_jobs)

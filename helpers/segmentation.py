@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import cache, datasets
+from . import cache, layouts
 
 # --------------------------------------------------------------------------- data
 
@@ -73,7 +73,7 @@ def dsb2_lv_slices(root: str | os.PathLike, image_size: int = 96, frames_per_ser
 
     from . import dsb2, shards
 
-    root = datasets.check_layout("dsb2", root)
+    root = layouts.check_layout("dsb2", root)
     params = dict(stage="dsb2-lv-slices", version=2, image_size=int(image_size),
                   frames_per_series=int(frames_per_series), seed=int(seed))
     files = [p for p in Path(root).rglob("*") if p.is_file() and p.suffix.lower() in (".dcm", ".png", ".csv")]

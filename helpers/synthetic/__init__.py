@@ -19,9 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..layouts import GROUND_TRUTH  # the one file only the generator writes
+
 DATASETS = ("rsna", "dsb2", "luna16", "hcp")
 SIZES = ("smoke", "full")
-GROUND_TRUTH = "ground_truth.json"
 #: Files only our generators write: not part of any public layout, so optional for every reader.
 GENERATOR_ONLY = (GROUND_TRUTH, "ground_truth_lesions.csv")
 

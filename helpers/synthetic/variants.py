@@ -290,7 +290,7 @@ def make_variant(name: str, source, out, site: Site | None = None, seed: int = 0
     An existing ``out`` built from the same source with the same knobs (its ``.variant.json``)
     is kept; one built otherwise is rebuilt, and ``overwrite`` always rebuilds. Returns ``out``.
     """
-    from ..datasets import check_layout
+    from ..layouts import check_layout
 
     site = site or Site(**knobs)
     source, out = check_layout(name, source), Path(out)
@@ -328,7 +328,7 @@ COMBINERS = {"luna16": _combine_luna16}
 def combine(name: str, sources, out, overwrite: bool = False) -> Path:
     """One larger dataset from several in the same layout (e.g. two generator seeds), for
     held-out sets big enough to measure on. Written atomically, like ``make_variant``."""
-    from ..datasets import check_layout
+    from ..layouts import check_layout
 
     if name not in COMBINERS:
         raise ValueError(f"combine supports {sorted(COMBINERS)}, not {name!r}")
