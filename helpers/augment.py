@@ -345,7 +345,7 @@ def mask_keypoint_offsets(image: np.ndarray, mask: np.ndarray, keypoint, config:
 
 
 def before_after(images, transforms: dict, config: AugmentConfig = AugmentConfig(), vmin=None, vmax=None,
-                 size: float = 1.9, cmap: str = "gray"):
+                 size: float = 1.9, cmap: str = "gray", ax=None):
     """A grid: one row per image, the original then one column per named transform; returns the figure.
 
     ``transforms`` maps a column title to a parameter dict for :func:`augment` (e.g.
@@ -353,11 +353,11 @@ def before_after(images, transforms: dict, config: AugmentConfig = AugmentConfig
     (use the air value, -1000 HU, for CT). ``vmin``/``vmax`` fix the grey scale (a CT window),
     so an intensity change shows.
     """
-    import matplotlib.pyplot as plt
+    from .plotting import panels
 
     images = list(images)
     cols = ["original", *transforms]
-    fig, axes = plt.subplots(len(images), len(cols), figsize=(size * len(cols), size * len(images)), squeeze=False)
+    fig, axes = panels(len(images), len(cols), (size * len(cols), size * len(images)), ax)
     for i, image in enumerate(images):
         for j, name in enumerate(cols):
             shown = image if j == 0 else augment(image, params=transforms[name], config=config).image
@@ -370,12 +370,12 @@ def before_after(images, transforms: dict, config: AugmentConfig = AugmentConfig
 
 
 def plot_draws(image: np.ndarray, mask=None, keypoints=None, config: AugmentConfig = AugmentConfig(),
-               n_draws: int = 5, seed: int = 0, size: float = 2.2):
+               n_draws: int = 5, seed: int = 0, size: float = 2.2, ax=None):
     """The original and ``n_draws`` augmentations of one sample, mask contour (red) and keypoints (yellow +)."""
-    import matplotlib.pyplot as plt
+    from .plotting import panels
 
-    fig, axes = plt.subplots(1, n_draws + 1, figsize=(size * (n_draws + 1), size))
-    for k, ax in enumerate(axes):
+    fig, grid = panels(1, n_draws + 1, (size * (n_draws + 1), size), ax)
+    for k, ax in enumerate(grid[0]):  # noqa: B020 - the loop's own axes
         res = augment(image, mask=mask, keypoints=keypoints, rng=np.random.default_rng([seed, k]),
                       config=IDENTITY if k == 0 else config)
         ax.imshow(res.image if res.image.ndim == 2 else res.image[..., 0], cmap="gray")

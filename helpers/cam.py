@@ -513,12 +513,13 @@ def head_ct_check(model_folder, name: str = "head_ct_cnn", layer_name: str | Non
                                                         for k, h in zip(masks, head)]))}
 
 
-def plot_head_ct_check(check: dict, n: int = 6, size: float = 2.2, axes=None):
+def plot_head_ct_check(check: dict, n: int = 6, size: float = 2.2, axes=None, ax=None):
     """Head-CT slices (brain window) with their Grad-CAM, its peak (+) and the boxes (green, when known).
 
     The first ``n`` slices of :func:`head_ct_check`'s result, in one row of new axes, or in
     ``axes`` (a sequence of at least ``n`` matplotlib axes). Returns the figure.
     """
+    axes = ax if ax is not None else axes   # ax=: the package's one name
     import matplotlib.pyplot as plt
 
     from . import ct, plotting
@@ -556,7 +557,7 @@ def peak_world(heatmap, affine) -> np.ndarray:
 
 def plot_cam_orthoslices(volume, heatmap, affine, region_mask=None, axes=None, title: str | None = None,
                          cut_coords=None, threshold: float = 0.2, display_mode: str = "ortho",
-                         colorbar: bool = True, cmap: str = "hot", figsize=(7, 2.6)):
+                         colorbar: bool = True, cmap: str = "hot", figsize=(7, 2.6), ax=None):
     """Overlay a 3-D heatmap on its volume: three orthogonal slices in world coordinates (nilearn).
 
     ``volume`` and ``heatmap`` are ``(x, y, z)`` arrays on the grid ``affine`` maps to world
@@ -564,6 +565,7 @@ def plot_cam_orthoslices(volume, heatmap, affine, region_mask=None, axes=None, t
     through the heatmap maximum unless ``cut_coords`` (mm) is given; heat below
     ``threshold`` is transparent. Returns the matplotlib figure.
     """
+    axes = ax if ax is not None else axes   # ax=: the package's one name
     import matplotlib.pyplot as plt
     from nilearn import plotting
 
@@ -584,13 +586,14 @@ def plot_cam_orthoslices(volume, heatmap, affine, region_mask=None, axes=None, t
 
 def plot_cam_montage(volumes, heatmaps, affine, titles: Sequence[str] | None = None, region_mask=None,
                      ncols: int = 4, display_mode: str = "z", cut_coord: float | None = None,
-                     threshold: float = 0.2, size: float = 2.4, axes=None):
+                     threshold: float = 0.2, size: float = 2.4, axes=None, ax=None):
     """A grid of subjects, one slice each (``display_mode`` "x", "y" or "z"), heat on anatomy.
 
     All panels cut at the same world coordinate ``cut_coord`` (mm; default: through the
     centre of ``region_mask`` if given, else the grid centre), so subjects are comparable.
     Returns the figure.
     """
+    axes = ax if ax is not None else axes   # ax=: the package's one name
     import matplotlib.pyplot as plt
     from nilearn import plotting
 

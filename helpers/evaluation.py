@@ -190,12 +190,13 @@ def plot_confusion(cm, labels=("negative", "positive"), ax=None, title: str = "C
 
 
 def plot_mistakes(images, y_true, y_score, indices, axes=None, ncols: int = 4, vmin=None, vmax=None,
-                  names=None, size: float = 2.4):
+                  names=None, size: float = 2.4, ax=None):
     """Show ``images[indices]`` with truth and score in each title; returns the figure.
 
     ``images`` are 2-D (e.g. HU, shown with ``vmin``/``vmax`` as a CT window) or ``(H, W, 3)``
     (shown as RGB). ``names`` (optional, same length as ``images``) adds an ID to the title.
     """
+    axes = ax if ax is not None else axes   # ax=: the package's one name
     from .plotting import montage
 
     y_true, y_score = _binary(y_true, y_score)

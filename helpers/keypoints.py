@@ -451,10 +451,14 @@ def crop_physical(image: np.ndarray, centre_rc, spacing, size_mm: float = 100.0,
                                    cval=0.0).astype(np.float32)
 
 
-def plot_channels(x: np.ndarray, point_rc=None, titles=("frame t", "frame t − frame t+k (motion)"), axes=None):
-    """Show the two input channels of one sample ``(S, S, 2)`` side by side; returns the figure."""
+def plot_channels(x: np.ndarray, point_rc=None, titles=("frame t", "frame t − frame t+k (motion)"), axes=None,
+                  ax=None):
+    """Show the two input channels of one sample ``(S, S, 2)`` side by side; returns the figure.
+
+    ``ax`` (or its older name ``axes``): the axes to draw on, one per channel."""
     import matplotlib.pyplot as plt
 
+    axes = ax if ax is not None else axes
     if axes is None:
         fig, axes = plt.subplots(1, x.shape[-1], figsize=(3.2 * x.shape[-1], 3.2))
     axes = np.ravel(axes)
@@ -471,19 +475,19 @@ def plot_channels(x: np.ndarray, point_rc=None, titles=("frame t", "frame t − 
     return axes[0].figure
 
 
-def plot_keypoints(images, truth_rc=None, pred_rc=None, titles=None, ncols: int = 4, size: float = 2.6):
+def plot_keypoints(images, truth_rc=None, pred_rc=None, titles=None, ncols: int = 4, size: float = 2.6, ax=None):
     """Images in a grid with labelled (green ○) and predicted (red +) ``(row, col)`` points; returns the figure.
 
     ``images`` is a sequence of 2-D arrays (each may have its own size); ``truth_rc`` and
     ``pred_rc`` are ``(n, 2)`` in each image's own pixel grid (either may be ``None``).
     """
-    import matplotlib.pyplot as plt
+    from .plotting import panels
 
     images = list(images)
     ncols = min(ncols, max(len(images), 1))
     nrows = int(np.ceil(len(images) / ncols)) or 1
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
-    for k, ax in enumerate(axes.ravel()):
+    fig, grid = panels(nrows, ncols, (size * ncols, size * nrows), ax)
+    for k, ax in enumerate(grid.ravel()):  # noqa: B020 - the loop's own axes
         ax.axis("off")
         if k >= len(images):
             continue

@@ -242,7 +242,7 @@ def bounding_box(mask: np.ndarray, min_fraction: float = 0.002) -> tuple[np.ndar
 
 
 def orthogonal_slices(volume: np.ndarray, axes=None, cmap: str = "gray", title: str | None = None,
-                      index=None, symmetric: bool = False, labels: bool = True):
+                      index=None, symmetric: bool = False, labels: bool = True, ax=None):
     """Plot the three orthogonal middle slices of a RAS-ordered volume; returns the figure.
 
     ``volume`` is ``(i, j, k)`` in RAS order (as :func:`load_canonical` returns it): the
@@ -252,6 +252,7 @@ def orthogonal_slices(volume: np.ndarray, axes=None, cmap: str = "gray", title: 
     ``index`` picks the slices (default: the centre); ``symmetric`` centres the colour scale
     on zero (for difference maps and eigenbrains). ``axes``: three matplotlib axes.
     """
+    axes = ax if ax is not None else axes   # ax=: the package's one name
     import matplotlib.pyplot as plt
 
     volume = np.asarray(volume)

@@ -13,6 +13,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 
+def panels(nrows: int, ncols: int, figsize: tuple[float, float], ax=None):
+    """``(figure, axes as an (nrows, ncols) array)``: new axes, or the ``ax`` given (any array or
+    sequence of ``nrows * ncols`` axes, e.g. part of a larger figure). The one way every
+    multi-panel plot of the package gets its axes, so all of them accept ``ax=``."""
+    if ax is None:
+        fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False)
+        return fig, axes
+    axes = np.asarray(ax, dtype=object).ravel()
+    if axes.size != nrows * ncols:
+        raise ValueError(f"need {nrows * ncols} axes, got {axes.size}")
+    return axes[0].figure, axes.reshape(nrows, ncols)
+
+
 def _grid(n: int, ncols: int | None, size: float):
     ncols = ncols or min(n, 6)
     nrows = math.ceil(n / ncols)
@@ -22,13 +35,14 @@ def _grid(n: int, ncols: int | None, size: float):
 
 def montage(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, ncols: int | None = None,
             cmap: str = "gray", vmin=None, vmax=None, size: float = 2.2, axes=None,
-            suptitle: str | None = None):
+            suptitle: str | None = None, ax=None):
     """Show images in a grid (one per axis) and return the figure.
 
     ``vmin``/``vmax`` fix the grey scale for all panels (e.g. a CT window in HU), so the
     panels are comparable; leave them ``None`` to scale each panel to its own range.
     """
     images = list(images)
+    axes = ax if ax is not None else axes
     if axes is None:
         fig, axes = _grid(max(len(images), 1), ncols, size)
     else:

@@ -336,14 +336,12 @@ def rle_decode(rle: str, shape) -> np.ndarray:
 
 # --------------------------------------------------------------------------- figures
 
-def show_predictions(images, truths, preds, indices, titles=None, size: float = 2.4):
+def show_predictions(images, truths, preds, indices, titles=None, size: float = 2.4, ax=None):
     """Overlay truth (green) and prediction (red) contours on the chosen slices; returns the figure."""
-    import matplotlib.pyplot as plt
-
-    from .plotting import overlay
+    from .plotting import overlay, panels
 
     indices = list(indices)
-    fig, axes = plt.subplots(1, len(indices), figsize=(size * len(indices), size), squeeze=False)
+    fig, axes = panels(1, len(indices), (size * len(indices), size), ax)
     for j, (ax, i) in enumerate(zip(axes[0], indices)):
         overlay(images[i], truths[i], ax=ax, mask_color="lime", vmin=0, vmax=1,
                 title=None if titles is None else titles[j])
