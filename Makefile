@@ -1,6 +1,8 @@
 # Two commands do everything on a fresh machine:
 #   make run  [PROFILE=smoke|full]   run the whole series headless into runs/<profile>/
 #   make test                        run every test (unit, notebook contract, smoke run, nbval)
+#   make gallery [PROFILE=smoke|full] rewrite runs/<profile>/index.html and render it to index.png
+#                                    with headless Chromium (needs a browser; not part of make test)
 # Both first run `make setup`, which creates .venv when missing and does nothing when current.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -18,7 +20,7 @@ export TF_ENABLE_ONEDNN_OPTS := 0
 export KERAS_BACKEND := tensorflow
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup run test lint test-unit test-notebooks test-nbval lab lock bench generalise clean
+.PHONY: setup run test lint test-unit test-notebooks test-nbval lab lock bench generalise gallery clean
 
 setup: $(STAMP)
 
@@ -68,6 +70,20 @@ bench: setup
 # Own data vs site variants the notebooks never saw: 04-08 side by side (a benchmark, not a test).
 generalise: setup
 	$(PY) bench/generalise.py --profile $(if $(filter command line,$(origin PROFILE)),$(PROFILE),smoke)
+
+# The run index as a picture: rewrite runs/<profile>/index.html from what the run left there
+# (executes nothing) and screenshot it with headless Chromium. PROFILE defaults to smoke here.
+GALLERY_PROFILE = $(if $(filter command line,$(origin PROFILE)),$(PROFILE),smoke)
+GALLERY_DIR = $(abspath $(or $(MEDIMG_RUNS),runs))/$(GALLERY_PROFILE)
+gallery: setup
+	$(PY) -m helpers.runner --index-only --profile $(GALLERY_PROFILE)
+	@browser=$$(command -v chromium || command -v chromium-browser || command -v google-chrome || command -v google-chrome-stable); \
+	if [ -z "$$browser" ]; then \
+		echo "make gallery needs headless Chromium; install it with: sudo apt-get install chromium" >&2; exit 1; fi; \
+	echo "$$browser: $(GALLERY_DIR)/index.html -> $(GALLERY_DIR)/index.png"; \
+	timeout 180 "$$browser" --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --hide-scrollbars \
+		--screenshot="$(GALLERY_DIR)/index.png" --window-size=1400,2400 "file://$(GALLERY_DIR)/index.html" \
+		2>/dev/null && test -s "$(GALLERY_DIR)/index.png" && echo "gallery: $(GALLERY_DIR)/index.png"
 
 clean:
 	rm -rf runs
