@@ -126,6 +126,9 @@ def render_html(executed: str | Path) -> Path:
 
 # The key figure of each notebook (a file its output folder holds); without one, the first PNG.
 KEY_FIGURES = {
+    "00_setup": "datasets.png",
+    "01_data_cleaning": "repair.png",
+    "02_data_exploration": "windows.png",
     "03_data_augmentation": "plausible.png",
     "04_metadata_baselines": "evaluation.png",
     "05_pca_svm": "nested_cv.png",
