@@ -70,7 +70,9 @@ def _read_header(path: Path) -> dict:
                 raise ValueError(f"missing required tag {tag}")
         return row
     except Exception as err:  # noqa: BLE001 - any unreadable file is recorded, never raised
-        return {"error": f"{type(err).__name__}: {err}"}
+        from .io import error_reason
+
+        return {"error": error_reason(err)}
 
 
 def _header_table(paths: list[Path]) -> pd.DataFrame:

@@ -170,7 +170,9 @@ def prepare_volume(path: str | os.PathLike, voxel_size_mm: float = VOXEL_SIZE_MM
     except nifti.NiftiReadError as err:
         return {"error": str(err)}
     except Exception as err:  # noqa: BLE001 - recorded, the dataset goes on
-        return {"error": f"{path}: {type(err).__name__}: {err}"}
+        from .io import error_reason
+
+        return {"error": f"{path}: {error_reason(err)}"}
 
 
 def _to_cube(part: dict, lo: np.ndarray, shape: np.ndarray, volume_size: int) -> np.ndarray:

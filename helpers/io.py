@@ -56,6 +56,20 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+ERROR_CHARS = 300
+
+
+def error_reason(err: BaseException, limit: int = ERROR_CHARS) -> str:
+    """Why a file was skipped, in the package's one format: ``"<ExceptionType>: <message>"``.
+
+    On one line (whitespace collapsed) and at most ``limit`` characters (``…`` marks a cut), so
+    it fits a table cell and a report. Callers put the file's name in front when the row
+    does not already name it (``f"{path}: {error_reason(err)}"``).
+    """
+    text = " ".join(f"{type(err).__name__}: {err}".split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` atomically and return the path."""
     with atomic_path(path) as tmp:

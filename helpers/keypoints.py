@@ -33,6 +33,7 @@ import pandas as pd
 
 from . import augment as aug
 from . import cache, dsb2, shards
+from .io import error_reason
 
 #: Augmentation of the training images: rotation and reflection (with a little zoom and shift);
 #: the targets move with the image (helpers.augment). Never applied to validation or test data.
@@ -175,7 +176,7 @@ def _inputs_shard(series_list: list[pd.DataFrame], image_size: int, motion_offse
             stack = dsb2.load_series(series)
         except ValueError as err:           # an unreadable frame or frames of different sizes: skip, say why
             xs.append(np.zeros((1, image_size, image_size, 2), np.float16))
-            first = series.iloc[[0]][_INPUT_COLUMNS].assign(skipped=f"{series['path'].iloc[0]}: {err}")
+            first = series.iloc[[0]][_INPUT_COLUMNS].assign(skipped=f"{series['path'].iloc[0]}: {error_reason(err)}")
             rows.append(first)
             continue
         xs.append(series_channels(stack, image_size, motion_offset).astype(np.float16))

@@ -28,7 +28,7 @@ import pandas as pd
 
 from . import cache, dicom, layouts, paths, shards
 from .ct import named_window
-from .io import write_json
+from .io import error_reason, write_json
 
 SUBTYPES = ("epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural")
 LABELS = SUBTYPES + ("any",)
@@ -291,7 +291,7 @@ def clean_shard(paths: list[str], image_size: int) -> tuple[np.ndarray, pd.DataF
             rows.append({"path": p, "pixel_error": None, **info,
                          "hu_min": int(images[k].min()), "hu_max": int(images[k].max())})
         except Exception as err:   # noqa: BLE001 - recorded, never raised
-            rows.append({"path": p, "pixel_error": " ".join(f"{type(err).__name__}: {err}".split())[:300]})
+            rows.append({"path": p, "pixel_error": error_reason(err)})
     table = pd.DataFrame(rows, columns=["path", "pixel_error", *_INFO_COLUMNS])
     table["pixel_error"] = table["pixel_error"].astype(object)
     table["repaired"] = table["repaired"].fillna(False).astype(bool)

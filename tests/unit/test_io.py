@@ -45,3 +45,11 @@ def test_atomic_dir_replaces_the_folder_only_when_the_writer_finishes(tmp_path):
         (tmp / "new.txt").write_text("new")
     assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
     assert not list(tmp_path.glob(".out.tmp"))
+
+
+def test_error_reason_is_one_line_of_bounded_length():
+    from helpers.io import error_reason
+
+    assert error_reason(ValueError("bad\n   header")) == "ValueError: bad header"
+    long = error_reason(OSError("x" * 500), limit=40)
+    assert len(long) == 40 and long.endswith("…") and long.startswith("OSError: x")
