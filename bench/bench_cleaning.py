@@ -49,7 +49,7 @@ def main(argv=None) -> None:
         start = time.perf_counter()
         rsna.load_clean(root, args.image_size, n_jobs=args.n_jobs, cache_dir=cache)
         warm = time.perf_counter() - start
-        report = rsna.clean_report(root, args.image_size, n_jobs=args.n_jobs, cache_dir=cache)
+        report = rsna.summary(root, args.image_size, n_jobs=args.n_jobs, cache_dir=cache)
         # CPU cost per slice, serial, in this process: independent of other load on the machine
         sample = sorted((root / rsna.IMAGE_FOLDER).glob("*.dcm"))[:200]
         cpu = time.process_time()

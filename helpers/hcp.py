@@ -89,7 +89,7 @@ def index_subjects(root: str | os.PathLike, n_jobs: int = 1) -> pd.DataFrame:
     ``orientation``, ``format``). Readability is checked at header level plus the data
     length (truncated files are caught); errors that only a full read reveals are recorded
     later by :func:`load_volumes`. A second file for the same subject is marked unreadable
-    (``duplicate``). ``table.attrs`` holds the counts (:func:`counts`) and
+    (``duplicate``). ``table.attrs`` holds the counts (:func:`summary`) and
     ``n_missing_files`` (``subjects.csv`` rows without a file). Nothing raises for bad
     files; a missing/empty dataset folder raises one :class:`helpers.layouts.DatasetLayoutError`.
     """
@@ -113,13 +113,13 @@ def index_subjects(root: str | os.PathLike, n_jobs: int = 1) -> pd.DataFrame:
     columns = ["subject", "path", "label", "status", "error", "shape", "voxel_size_mm", "orientation", "format"]
     table = pd.DataFrame(rows, columns=columns)
     table["label"] = table["label"].astype(int)
-    table.attrs.update(counts(table))
+    table.attrs.update(summary(table))
     table.attrs["n_missing_files"] = int(len(set(classes) - set(table["subject"])))
     table.attrs["problems"] = problems
     return table
 
 
-def counts(table: pd.DataFrame) -> dict:
+def summary(table: pd.DataFrame) -> dict:
     """``n_subjects`` (files), ``n_labelled``, ``n_unreadable``, ``n_unlabelled`` of an index table."""
     status = table["status"].value_counts()
     return {"n_subjects": int(len(table)), "n_labelled": int(status.get("ok", 0)),
@@ -293,7 +293,7 @@ def load_volumes(root: str | os.PathLike, volume_size: int = 50, voxel_size_mm: 
     table = index[index["subject"].isin(order) & (index["status"] == "ok")].copy()
     table = table.assign(_o=table["subject"].map(order)).sort_values("_o").drop(columns="_o").reset_index(drop=True)
     table = table[["subject", "label", "path", "shape", "voxel_size_mm", "orientation", "format"]]
-    table.attrs = {**counts(index), "n_missing_files": index.attrs.get("n_missing_files", 0)}
+    table.attrs = {**summary(index), "n_missing_files": index.attrs.get("n_missing_files", 0)}
     bad = index["status"] == "unreadable"
     table.attrs["unreadable"] = dict(zip(index.loc[bad, "subject"], index.loc[bad, "error"].astype(str)))
     table.attrs["unlabelled"] = index.loc[index["status"] == "unlabelled", "subject"].tolist()

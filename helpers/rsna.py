@@ -443,7 +443,7 @@ def load_clean(root: str | os.PathLike, image_size: int = 256, brain_threshold: 
     backend, a Dask cluster included); an interrupted build resumes from its last complete
     shard (:func:`build_report` says how many were reused); the raw files are never
     written. ``brain_threshold`` is applied on loading, so changing it needs no rebuild.
-    Counts of what was dropped: :func:`clean_report`. ``dtype=np.int16`` reads the stored
+    Counts of what was dropped: :func:`summary`. ``dtype=np.int16`` reads the stored
     int16 HU as they are (half the bytes of float32 per batch).
     """
     store, table = _cleaned(root, image_size, n_jobs, cache_dir)
@@ -469,7 +469,7 @@ def _kept(table: pd.DataFrame, brain_threshold: float) -> pd.Series:
     return readable & table["labelled"] & (table["brain_fraction"] >= brain_threshold)
 
 
-def clean_report(root: str | os.PathLike, image_size: int = 256, brain_threshold: float = 0.02, n_jobs: int = -1,
+def summary(root: str | os.PathLike, image_size: int = 256, brain_threshold: float = 0.02, n_jobs: int = -1,
                  cache_dir: str | os.PathLike | None = None) -> dict:
     """What cleaning did, as counts (notebook 01's metrics); reads the same cache as :func:`load_clean`.
 

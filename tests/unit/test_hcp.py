@@ -73,7 +73,7 @@ def test_index_counts_and_statuses(tiny):
     assert "truncated" in index.set_index("subject").loc["100007", "error"]
     assert dict(zip(index["subject"], index["label"]))["100002"] == -1
     assert index.attrs["n_missing_files"] == 1
-    assert hcp.counts(index) == {"n_subjects": 8, "n_labelled": 5, "n_unreadable": 1, "n_unlabelled": 2}
+    assert hcp.summary(index) == {"n_subjects": 8, "n_labelled": 5, "n_unreadable": 1, "n_unlabelled": 2}
 
 
 def test_load_volumes_one_world_grid_and_load_time_failures(tiny):
@@ -148,7 +148,7 @@ def test_index_matches_the_generator_ground_truth():
     root = datasets.resolve("hcp", None, "smoke", 0)
     truth = synthetic.load_ground_truth(root)
     index = hcp.index_subjects(root)
-    assert hcp.counts(index) == {k: truth[k] for k in ("n_subjects", "n_labelled", "n_unreadable", "n_unlabelled")}
+    assert hcp.summary(index) == {k: truth[k] for k in ("n_subjects", "n_labelled", "n_unreadable", "n_unlabelled")}
     assert index.attrs["n_missing_files"] == truth["n_missing_files"]
     assert set(index.loc[index["status"] == "unreadable", "subject"]) == set(truth["corrupt"])
     assert {"nii", "nii.gz"} <= set(index["format"].dropna())

@@ -150,7 +150,7 @@ def test_load_clean_counts_alignment_cache_and_raw_files(smoke, tmp_path):
     root, truth = smoke
     before = _stat(root)
     images, table = rsna.load_clean(root, image_size=64, n_jobs=1, cache_dir=tmp_path)
-    report = rsna.clean_report(root, image_size=64, n_jobs=1, cache_dir=tmp_path)
+    report = rsna.summary(root, image_size=64, n_jobs=1, cache_dir=tmp_path)
     assert report["n_files"] == truth["n_files"] and report["n_unreadable"] == truth["n_broken"]
     assert report["n_images"] == truth["n_images"] and report["n_repaired"] == truth["n_defective"]
     assert report["n_dropped_low_brain"] == truth["n_low_brain"]
@@ -239,7 +239,7 @@ def test_corrupted_copy_counts(smoke, tmp_path):
     csv = (copy / "stage_2_train.csv").read_text().splitlines()
     csv = [line for line in csv if line != f"{unlabelled}_subdural,0" and line != f"{unlabelled}_subdural,1"]
     (copy / "stage_2_train.csv").write_text("\n".join(csv) + "\n")
-    report = rsna.clean_report(copy, image_size=32, n_jobs=1, cache_dir=tmp_path / "c1")
+    report = rsna.summary(copy, image_size=32, n_jobs=1, cache_dir=tmp_path / "c1")
     assert report["n_files"] == truth["n_files"] + 1
     assert report["n_unreadable"] == truth["n_broken"] + 2
     assert report["n_images"] == truth["n_images"] - 1
