@@ -24,6 +24,13 @@ def check_detection(m, prefix=""):
     check_interval(m[f"{prefix}cpm"], m[f"{prefix}cpm_ci"])
 
 
+def check_lessons(m):
+    """The notebook's written-out soft Dice loss and small U-Net = unet.LOSSES["dice"] and unet.build_unet."""
+    assert 0 <= m["dice_loss_hand_vs_helper_max_abs_diff"] < 1e-6
+    assert 0 <= m["unet_hand_vs_helper_max_abs_diff"] < 1e-6
+    assert m["unet_hand_vs_helper_same_params"] is True
+
+
 @pytest.mark.notebook
 def test_06_smoke_thresholds(run_notebook):
     record = run_notebook(STEM)
@@ -41,6 +48,7 @@ def test_06_smoke_thresholds(run_notebook):
     check_interval(m["nodule_recall"], m["nodule_recall_ci"])
     assert m["nodule_recall"] >= m["nodule_sensitivity_at_fp"]["8"] - 1e-4
     assert not any(k.startswith("external_") for k in m)
+    check_lessons(m)
     assert (Path(record["output_dir"]) / "unet_best.keras").is_file()
     assert (Path(record["output_dir"]) / "predictions_rle.csv").is_file()
 
@@ -73,3 +81,4 @@ def test_06_generator_free_data_with_external_validation(run_notebook, generator
     assert 0 <= m["external_foreground_dice"] <= 1
     check_interval(m["external_foreground_dice"], m["external_foreground_dice_ci"])
     check_detection(m, prefix="external_")
+    check_lessons(m)
