@@ -237,8 +237,9 @@ class TruncatedFileError(ValueError):
 
 
 def _reason(err: BaseException) -> str:
-    text = " ".join(f"{type(err).__name__}: {err}".split())
-    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 1] + "…"
+    from .io import error_reason
+
+    return error_reason(err, ERROR_CHARS)
 
 
 def _dcmread(fp, name: str, stop_before_pixels: bool):
@@ -639,19 +640,24 @@ def index_summary(table: pd.DataFrame) -> dict:
 DEFECT_INTERCEPT = -100.0
 """RSNA defect: PixelRepresentation 0 with a RescaleIntercept at or above this value."""
 
+_LIBJPEG = "pylibjpeg + pylibjpeg-libjpeg"
+_OPENJPEG = "pylibjpeg + pylibjpeg-openjpeg"
+_GDCM = "GDCM (python-gdcm)"
 _CODEC_HINTS = {
-    "1.2.840.10008.1.2.4.50": "JPEG Baseline: Pillow, or pylibjpeg + pylibjpeg-libjpeg, or GDCM (python-gdcm)",
-    "1.2.840.10008.1.2.4.51": "JPEG Extended: pylibjpeg + pylibjpeg-libjpeg, or GDCM (python-gdcm)",
-    "1.2.840.10008.1.2.4.57": "JPEG Lossless: pylibjpeg + pylibjpeg-libjpeg, or GDCM (python-gdcm)",
-    "1.2.840.10008.1.2.4.70": "JPEG Lossless SV1: pylibjpeg + pylibjpeg-libjpeg, or GDCM (python-gdcm)",
-    "1.2.840.10008.1.2.4.80": "JPEG-LS: pyjpegls, or pylibjpeg + pylibjpeg-libjpeg, or GDCM (python-gdcm)",
-    "1.2.840.10008.1.2.4.81": "JPEG-LS: pyjpegls, or pylibjpeg + pylibjpeg-libjpeg, or GDCM (python-gdcm)",
-    "1.2.840.10008.1.2.4.90": "JPEG 2000: pylibjpeg + pylibjpeg-openjpeg, or GDCM (python-gdcm), or Pillow with OpenJPEG",
-    "1.2.840.10008.1.2.4.91": "JPEG 2000: pylibjpeg + pylibjpeg-openjpeg, or GDCM (python-gdcm), or Pillow with OpenJPEG",
-    "1.2.840.10008.1.2.4.201": "HTJ2K: pylibjpeg + pylibjpeg-openjpeg",
-    "1.2.840.10008.1.2.4.202": "HTJ2K: pylibjpeg + pylibjpeg-openjpeg",
-    "1.2.840.10008.1.2.4.203": "HTJ2K: pylibjpeg + pylibjpeg-openjpeg",
-    "1.2.840.10008.1.2.5": "RLE Lossless: pydicom's own decoder (numpy), or pylibjpeg-rle",
+    # compressed transfer syntax -> {pydicom decoding plugin: what to install for it}; pydicom
+    # tries every installed plugin in turn, the message lists the installed and the missing ones
+    "1.2.840.10008.1.2.4.50": {"pillow": "Pillow", "pylibjpeg": _LIBJPEG, "gdcm": _GDCM},
+    "1.2.840.10008.1.2.4.51": {"pylibjpeg": _LIBJPEG, "gdcm": _GDCM, "pillow": "Pillow (8-bit only)"},
+    "1.2.840.10008.1.2.4.57": {"pylibjpeg": _LIBJPEG, "gdcm": _GDCM},
+    "1.2.840.10008.1.2.4.70": {"pylibjpeg": _LIBJPEG, "gdcm": _GDCM},
+    "1.2.840.10008.1.2.4.80": {"pyjpegls": "pyjpegls", "pylibjpeg": _LIBJPEG, "gdcm": _GDCM},
+    "1.2.840.10008.1.2.4.81": {"pyjpegls": "pyjpegls", "pylibjpeg": _LIBJPEG, "gdcm": _GDCM},
+    "1.2.840.10008.1.2.4.90": {"pylibjpeg": _OPENJPEG, "gdcm": _GDCM, "pillow": "Pillow with OpenJPEG"},
+    "1.2.840.10008.1.2.4.91": {"pylibjpeg": _OPENJPEG, "gdcm": _GDCM, "pillow": "Pillow with OpenJPEG"},
+    "1.2.840.10008.1.2.4.201": {"pylibjpeg": _OPENJPEG},
+    "1.2.840.10008.1.2.4.202": {"pylibjpeg": _OPENJPEG},
+    "1.2.840.10008.1.2.4.203": {"pylibjpeg": _OPENJPEG},
+    "1.2.840.10008.1.2.5": {"pydicom": "pydicom's own decoder (numpy)", "pylibjpeg": "pylibjpeg + pylibjpeg-rle"},
 }
 
 
@@ -692,15 +698,40 @@ def repair_representation(stored: np.ndarray, ds=None) -> tuple[np.ndarray, floa
     return pixels, -1000.0
 
 
+def _installed_decoders(uid) -> tuple[str, ...] | None:
+    """pydicom's installed decoding plugins for a transfer syntax; None when pydicom has no decoder for it."""
+    from pydicom.pixels import get_decoder
+
+    try:
+        return tuple(get_decoder(uid).available_plugins)
+    except NotImplementedError:
+        return None
+
+
 def _codec_hint(ds) -> str:
-    """The part of an error message naming the transfer syntax and a decoder that would help."""
+    """The part of an error message naming the transfer syntax (name and UID) and its decoders:
+    the installed ones (pydicom tries each in turn) and the others that could be installed, or,
+    when none is installed, the packages that would help."""
+    from pydicom.uid import UID
+
     meta = getattr(ds, "file_meta", None)
     uid = meta.get("TransferSyntaxUID") if meta is not None else None
     if uid is None:
         return " (no TransferSyntaxUID in the file meta)"
-    name = getattr(uid, "name", str(uid))
-    hint = _CODEC_HINTS.get(str(uid))
-    return f" (transfer syntax {name}, {uid}" + (f"; install a decoder — {hint}" if hint else "") + ")"
+    uid = UID(str(uid))
+    name = uid.name if uid.name != str(uid) else "unknown to pydicom"
+    text = f" (transfer syntax {name}, {uid}"
+    installed = _installed_decoders(uid)
+    packages = _CODEC_HINTS.get(str(uid), {})
+    missing = [package for plugin, package in packages.items() if plugin not in (installed or ())]
+    if installed is None:
+        text += "; pydicom has no decoder for this transfer syntax"
+    elif installed and packages:
+        text += f"; decoders installed: {', '.join(installed)}"
+        text += f" (not installed: {', '.join(missing)})" if missing else ""
+    elif packages:
+        text += f"; no decoder installed — install {', or '.join(missing)}"
+    return text + ")"
 
 
 def _dataset(path_or_dataset):
