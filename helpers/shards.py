@@ -2,7 +2,7 @@
 
 A *store* is one folder::
 
-    shard-00000.images.npy   the shard's rows of array "images" (NumPy .npy, memory-mapped when read)
+    shard-00000.images.npy   the shard's rows of array "images" (NumPy .npy, rows read in place)
     shard-00000.masks.npy    ... of every other array of the store, same rows
     shard-00000.parquet      the table of the same rows (one row per row of the arrays)
     shard-00001.images.npy ...
@@ -23,12 +23,13 @@ never read as complete. The manifest records ``key`` (the fingerprint of the inp
 parameters, :func:`helpers.cache.fingerprint`): a store with another key is never reused.
 
 :class:`ShardedArray` reads a store like an h5py or Zarr array: indexing (``a[3]``,
-``a[10:20]``, ``a[[5, 1, 9]]``, a boolean mask) reads just those rows from the shards and
+``a[10:20]``, ``a[[5, 1, 9]]``, a boolean mask) reads just those rows from the shards (positioned
+reads, not memory maps, so what a reader has read does not stay in its RSS) and
 returns a NumPy array; :meth:`ShardedArray.take`, :meth:`~ShardedArray.astype` and
 :meth:`~ShardedArray.map` return lazy views that read nothing until indexed.
 
 Why ``.npy`` shards and not Zarr: the stages write whole shards once and training reads
-random single rows; a memory-mapped ``.npy`` serves a row with no decompression and no
+random single rows; a ``.npy`` serves a row by one positioned read with no decompression and no
 per-call overhead, the format is NumPy's own, and an atomic rename per file is all the
 resume logic needs. (Zarr would add chunk compression, which CT slices in int16 barely
 benefit from here, and a dependency.)
@@ -240,7 +241,7 @@ class ShardedArray:
 
     ``len``, ``shape``, ``dtype`` and ``ndim`` work as for a NumPy array. Indexing reads:
     an integer gives one row, a slice, a list of integers or a boolean mask give an
-    ``ndarray`` of those rows (read from the memory-mapped shards, in the order asked).
+    ``ndarray`` of those rows (read from the shards, in the order asked).
     ``take(rows)``, ``astype(dtype)`` and ``map(fn)`` are lazy: they return another view
     and read nothing. ``np.asarray(a)`` reads everything: fine for a small set, and what a
     pipeline over the real data must avoid (use :meth:`batches` or ``tf.data``).
@@ -266,7 +267,7 @@ class ShardedArray:
         self._fn = fn
         self._dtype = np.dtype(dtype) if dtype is not None else (None if fn else self._raw_dtype)
         self._row_shape = tuple(row_shape) if row_shape is not None else (None if fn else self._raw_shape)
-        self._maps: dict[int, np.ndarray] = {}
+        self._maps: dict[int, int] = {}       # shard -> offset of its data in the .npy file
         if self._dtype is None or self._row_shape is None:   # a map: its output decides
             probe = self._read(self._rows[:1]) if len(self._rows) else None
             if probe is None:
@@ -297,7 +298,7 @@ class ShardedArray:
     def __repr__(self) -> str:
         return f"ShardedArray({self.name!r}, shape={self.shape}, dtype={self._dtype}, folder={self.folder.name!r})"
 
-    def __getstate__(self):   # memory maps are reopened in the process that reads
+    def __getstate__(self):   # offsets are read again in the process that reads
         state = self.__dict__.copy()
         state["_maps"] = {}
         return state
@@ -359,20 +360,46 @@ class ShardedArray:
             yield self[start:start + batch_size]
 
     # -- reading
-    def _shard(self, s: int) -> np.ndarray:
+    def _data_offset(self, s: int) -> int:
+        """Where shard ``s``'s array data starts in its ``.npy`` file (after the header)."""
         if s not in self._maps:
-            self._maps[s] = np.load(_npy(self.folder, s, self.name), mmap_mode="r", allow_pickle=False)
+            with open(_npy(self.folder, s, self.name), "rb") as fh:
+                version = np.lib.format.read_magic(fh)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, fortran, dtype = read_header(fh)
+                if fortran or np.dtype(dtype) != self._raw_dtype:
+                    raise ValueError(f"{fh.name}: not a C-ordered {self._raw_dtype} array")
+                self._maps[s] = fh.tell()
         return self._maps[s]
 
     def _read(self, rows: np.ndarray) -> np.ndarray:
+        """Read ``rows`` with positioned reads (``os.pread``), runs of consecutive rows at once.
+
+        Not a memory map: pages of a mapped file count in the reader's RSS until the map goes,
+        so a pipeline over random rows of a large store would look as if it held the store.
+        """
         rows = np.asarray(rows, dtype=np.int64)
         out = np.empty((len(rows), *self._raw_shape), self._raw_dtype)
+        row_bytes = int(np.prod(self._raw_shape, dtype=np.int64)) * self._raw_dtype.itemsize
         shard_of = np.searchsorted(self._offsets, rows, side="right") - 1
         for s in np.unique(shard_of):
             where = np.flatnonzero(shard_of == s)
             local = rows[where] - self._offsets[s]
             order = np.argsort(local, kind="stable")        # read each shard front to back
-            out[where[order]] = self._shard(int(s))[local[order]]
+            where, local = where[order], local[order]
+            start = self._data_offset(int(s))
+            breaks = np.flatnonzero(np.diff(local) != 1) + 1   # runs of consecutive rows
+            fd = os.open(_npy(self.folder, int(s), self.name), os.O_RDONLY)
+            try:
+                for w, run in zip(np.split(where, breaks), np.split(local, breaks)):
+                    size = len(run) * row_bytes
+                    data = os.pread(fd, size, start + int(run[0]) * row_bytes)
+                    if len(data) != size:
+                        raise OSError(f"shard {s} of {self.folder} is shorter than its manifest says")
+                    out[w] = np.frombuffer(data, self._raw_dtype).reshape((len(run), *self._raw_shape))
+            finally:
+                os.close(fd)
         if self._fn is not None:
             out = np.asarray(self._fn(out))
         if self._dtype is not None and out.dtype != self._dtype:
