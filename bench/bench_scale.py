@@ -48,6 +48,7 @@ Not a test (issue 14 item 6 and the memory acceptance). Steps:
 
 Resumable: every measurement is stored in ``bench/results/scale.json`` as it finishes and
 skipped on the next run (``--redo`` measures again). Select with ``--sizes`` and ``--only``.
+Hand-written observations kept under ``"notes"`` in the JSON are printed at the end of the report.
 
     python bench/bench_scale.py --sizes 1000                      # a quick run
     python bench/bench_scale.py                                   # 1000 4000 16000, everything
@@ -791,6 +792,8 @@ def report(results: dict) -> str:
                              f"({first['seconds']:.1f} s)" + (f"; from CPU time {i2:.1f} / {i1:.1f} s = {i2 / i1:.1%}"
                                                                if i1 and i2 else "") +
                              f" — target ≤ 15 %: **{'holds' if share <= 0.15 else 'fails'}** (wall time).")
+    if results.get("notes"):
+        lines += ["", "## Observations", "", *[f"- {note}" for note in results["notes"]]]
     return "\n".join(lines) + "\n"
 
 
