@@ -1,9 +1,9 @@
-"""Own data vs unseen sites: notebooks 04-08 on our synthetic data and on site variants.
+"""Own data vs unseen sites: notebooks 04-09 on our synthetic data and on site variants.
 
 For each preset in ``helpers.synthetic.variants.SITES`` this builds, for each layout the chosen notebooks read,
 a dataset the notebooks were never tuned on: the generator run with ANOTHER seed, then
 transformed as that site's scanners would give it (spacing, orientation, noise, gain, blur;
-``variants.make_variant``), with no generator-only file. It then runs notebooks 04-08 with
+``variants.make_variant``), with no generator-only file. It then runs notebooks 04-09 with
 the same profile parameters on our own data and on each variant (``data_dir`` pointed at
 it, nothing else changed) and prints the headline metrics side by side, with their 95 %
 bootstrap intervals over the held-out units (the README's metrics contract).
@@ -43,6 +43,8 @@ HEADLINES = {
                                  ("motion gain (mm)", "motion_gain_mm", None)]),
     "08_cam_visualization": ("hcp", [("3-D CNN accuracy (best cube)", "cnn3d_accuracy", "best"),
                                      ("Grad-CAM pointing rate", "cam_pointing_rate", None)]),
+    "09_ejection_fraction": ("dsb2", [("CRPS", "crps", None), ("CRPS, mean-volume baseline", "crps_mean_baseline", None),
+                                      ("EF MAE (points)", "ef_mae", None)]),
 }
 
 
@@ -101,7 +103,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", default="smoke", help="smoke or full (the series' parameter profiles)")
     parser.add_argument("--sites", default=",".join(variants.SITES), help="comma-separated presets of variants.SITES")
-    parser.add_argument("--only", default=",".join(HEADLINES), help="comma-separated notebook stems (04-08)")
+    parser.add_argument("--only", default=",".join(HEADLINES), help="comma-separated notebook stems (04-09)")
     parser.add_argument("--combine", type=int, default=1,
                         help="join this many generator seeds per site where the layout allows (LUNA16)")
     parser.add_argument("--reuse", action="store_true",

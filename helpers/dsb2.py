@@ -95,9 +95,17 @@ def _header_table(paths: list[Path]) -> pd.DataFrame:
                 "row_spacing_mm": spacing[0], "col_spacing_mm": spacing[1] if len(spacing) > 1 else spacing[0],
                 "rows": int(raw["Rows"]), "cols": int(raw["Columns"]),
                 "position_x": position[0], "position_y": position[1], "position_z": position[2],
+                **dict(zip(("normal_x", "normal_y", "normal_z"), _normal(orient))),
             })
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _normal(orient: list[float]) -> np.ndarray:
+    """The slice normal (unit vector) from ImageOrientationPatient's row and column cosines."""
+    normal = np.cross(orient[:3], orient[3:])
+    length = float(np.linalg.norm(normal)) if np.all(np.isfinite(normal)) else 0.0
+    return normal / length if length > 0 else np.full(3, np.nan)
 
 
 def _num(value) -> float:
@@ -117,7 +125,8 @@ def index_frames(root: str | os.PathLike, split: str = "train") -> pd.DataFrame:
     file_series / file_frame / file_part (the numbers in ``IM-a-b[-c].dcm``; ``file_part``
     NaN for three-part names), SeriesNumber, InstanceNumber, TriggerTime, SliceLocation,
     SliceThickness (mm), AcquisitionTime, row_spacing_mm / col_spacing_mm (PixelSpacing),
-    rows, cols, position_x/y/z (ImagePositionPatient, mm), error (None when readable),
+    rows, cols, position_x/y/z (ImagePositionPatient, mm), normal_x/y/z (the slice normal from
+    ImageOrientationPatient: row cosines × column cosines), error (None when readable),
     superseded (an earlier acquisition of a re-acquired location), usable (readable and not
     superseded), frame (0-based position in the cycle) and n_frames, slice_index (rank of
     the location within the case, 0..n_slices-1, sorted by SliceLocation) and n_slices,
@@ -131,7 +140,7 @@ def index_frames(root: str | os.PathLike, split: str = "train") -> pd.DataFrame:
     files = short_axis_files(root, split)
     if not files:
         raise layouts.layout_error("dsb2", root, f"no short-axis DICOM files under {split}/<case>/study/sax_*/")
-    key = cache.fingerprint(files, stage="dsb2-index", version=1, split=split)
+    key = cache.fingerprint(files, stage="dsb2-index", version=2, split=split)
     table = cache.cached_table(cache.cache_dir(root, "dsb2") / f"index-{key}.parquet",
                                lambda: _index_table(root, files))
     for col in ("slice_index", "n_slices", "frame", "n_frames"):

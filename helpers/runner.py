@@ -33,7 +33,7 @@ from .io import to_jsonable, write_json, write_text_atomic
 SERIES = [
     "00_setup", "01_data_cleaning", "02_data_exploration", "03_data_augmentation",
     "04_metadata_baselines", "05_pca_svm", "06_unet_segmentation", "07_keypoint_cnn",
-    "08_cam_visualization",
+    "08_cam_visualization", "09_ejection_fraction",
 ]
 KERNEL_NAME = "medimg-dl"
 PARAMS_DIR = paths.NOTEBOOKS_DIR / "params"
@@ -135,6 +135,7 @@ KEY_FIGURES = {
     "06_unet_segmentation": "best_worst.png",
     "07_keypoint_cnn": "worst_cases.png",
     "08_cam_visualization": "cam_montage.png",
+    "09_ejection_fraction": "bland_altman.png",
 }
 
 # The headline metrics each card shows (README, "Metrics contract"), at most six: a key, or
@@ -158,6 +159,7 @@ HEADLINE_METRICS: dict[str, list[str | tuple[str, str]]] = {
     "08_cam_visualization": [("cnn3d_accuracy", "best"), ("cnn3d_auc", "best"),
                              ("classical_accuracy", "best"), "cam_pointing_rate",
                              "gradcam_hand_vs_helper_max_abs_diff", ("external_cnn3d_auc", "best")],
+    "09_ejection_fraction": ["crps", "crps_mean_baseline", "ef_mae", "edv_mae_ml", "esv_mae_ml", "external_crps"],
 }
 MISSING = "\u2014"  # an em dash: the metric is null (see its *_skipped_reason)
 

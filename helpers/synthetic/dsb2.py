@@ -240,6 +240,8 @@ def generate(out: Path, size: str = "smoke", seed: int = 0) -> dict:
                 _write_frame(template, pixels, f"{uid}.3.{i_acq}.{f}", instance, t * d["rr_ms"], path)
                 counts["n_files"] += 1
                 rel = path.relative_to(out).as_posix()
+                if not superseded:                      # the heart's volume, whatever happens to the file
+                    volumes[f] += np.pi * r_blood**2 * d["slice_gap"] / 1000.0
                 if not broken_done and k == d["n_slices"] // 2 and f == 3 and not superseded:
                     path.write_bytes(path.read_bytes()[:300])      # truncated: header cut mid-way
                     counts["n_unreadable"] += 1
@@ -250,7 +252,6 @@ def generate(out: Path, size: str = "smoke", seed: int = 0) -> dict:
                     counts["n_superseded"] += 1
                     continue
                 counts["n_frames"] += 1
-                volumes[f] += np.pi * r_blood**2 * d["slice_gap"] / 1000.0
                 if f == 0:
                     centres[folder_name + ("" if part is None else f"-{part:04d}")] = [r_px, c_px]
                 if crng.uniform() < 0.9:                               # not every frame labelled

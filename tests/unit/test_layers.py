@@ -24,7 +24,7 @@ LAYERS = {
     1: {"dicom", "nifti", "metaimage"},
     2: {"ct", "augment", "plotting"},
     3: {"rsna", "luna16", "dsb2", "hcp"},
-    4: {"evaluation", "detection", "tabular", "classical", "training", "segmentation", "keypoints", "cam",
+    4: {"evaluation", "detection", "tabular", "classical", "training", "segmentation", "keypoints", "cam", "cardiac",
         "models", "synthetic"},
     5: {"datasets", "runner"},
 }
