@@ -16,7 +16,10 @@ Geometry
     (Simpson's rule as the DSB2 tutorials used it). :func:`volume_curve` does that at every
     phase of the cycle, after resampling each slice's areas onto one phase grid (a slice with
     another frame count, or a missing frame, is interpolated around the cycle; a slice with no
-    area at all is interpolated along the stack).
+    area at all is interpolated along the stack). :func:`cycle_index` places each frame in its
+    slice's cycle by ``InstanceNumber``, so an unreadable frame leaves a gap that is
+    interpolated rather than shifting the frames after it; :func:`stack_report` counts what had
+    to be handled (gaps, other frame counts, duplicated positions, studies without masks).
 Crops
     :func:`crop_set` writes training crops for the two networks: the whole field of view on a
     fixed physical grid (the LV *locator*) and a fixed physical square around the LV with a
@@ -52,6 +55,7 @@ def slice_table(frames: pd.DataFrame) -> pd.DataFrame:
     normal of its slices, from ``ImageOrientationPatient``); a case without those tags uses
     ``SliceLocation``. Rows are sorted by case and position.
     """
+    frames = frames.assign(**cycle_index(frames))
     first = frames.sort_values("frame").groupby(["case", "series_id"], sort=False).first().reset_index()
     table = first[["case", "series_id", "n_frames", "rows", "cols", "row_spacing_mm", "col_spacing_mm",
                    "SliceThickness", "SliceLocation", "SeriesNumber"]].copy()
@@ -67,6 +71,38 @@ def slice_table(frames: pd.DataFrame) -> pd.DataFrame:
             table.loc[rows, "position_mm"] = position[rows] @ (n / np.linalg.norm(n))
     table["n_frames"] = table["n_frames"].astype(int)
     return table.sort_values(["case", "position_mm", "SeriesNumber"], kind="stable").reset_index(drop=True)
+
+
+def cycle_index(frames: pd.DataFrame) -> dict[str, pd.Series]:
+    """Each frame's place in its slice's cycle, ``frame`` (0-based) and ``n_frames``, from
+    ``InstanceNumber``: an unreadable frame leaves a gap (its neighbours keep their phase)
+    instead of shifting every later frame by one. A slice whose instance numbers are missing
+    or repeated keeps the index's rank order (``frame``, ``n_frames`` as given)."""
+    frame, n_frames = frames["frame"].astype(float).copy(), frames["n_frames"].astype(float).copy()
+    if "InstanceNumber" in frames:
+        for rows in frames.groupby(["case", "series_id"], sort=False).groups.values():
+            inst = frames.loc[rows, "InstanceNumber"].astype(float)
+            if inst.notna().all() and inst.is_unique:
+                frame[rows] = inst - inst.min()
+                n_frames[rows] = max(len(rows), inst.max() - inst.min() + 1)
+    return {"frame": frame.astype(int), "n_frames": n_frames.astype(int)}
+
+
+def stack_report(frames: pd.DataFrame, slices: pd.DataFrame) -> dict:
+    """What the volume computation had to handle, counted: slices with a gap in their cycle
+    (an unreadable frame), slices whose frame count differs from their study's most common
+    one, slices at a duplicated position (merged, :data:`DUPLICATE_MM`), studies without any
+    LV mask."""
+    counts = frames.groupby(["case", "series_id"], sort=False).size().rename("present").reset_index()
+    table = slices.merge(counts, on=["case", "series_id"])
+    usual = table.groupby("case")["n_frames"].transform(lambda n: n.mode().iloc[0])
+    duplicated = sum(int((slice_weights(g["position_mm"]) == 0).sum()) for _, g in slices.groupby("case"))
+    with_mask = frames.groupby("case")["mask_path"].apply(lambda m: m.notna().any()) if "mask_path" in frames else None
+    return {"n_studies": int(slices["case"].nunique()), "n_slices": len(slices),
+            "slices_with_a_gap_in_the_cycle": int((table["present"] < table["n_frames"]).sum()),
+            "slices_with_another_frame_count": int((table["n_frames"] != usual).sum()),
+            "slices_at_a_duplicated_position": duplicated,
+            "studies_without_masks": int((~with_mask).sum()) if with_mask is not None else int(slices["case"].nunique())}
 
 
 def slice_weights(positions_mm, thickness_mm: float | None = None) -> np.ndarray:
@@ -275,6 +311,7 @@ def measure_study(frames: pd.DataFrame, slices: pd.DataFrame, locator, segmenter
     from .models import unet
 
     root = Path(root) if root is not None else None
+    frames = frames.assign(**cycle_index(frames))
     sl = slices.set_index("series_id")
     per_slice, centres = [], {}
     for sid, series in frames.groupby("series_id", sort=False):

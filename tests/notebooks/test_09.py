@@ -36,6 +36,9 @@ def test_09_scores_volumes_better_than_the_mean_baseline(run_notebook):
     assert m["n_train_studies"] + m["n_val_studies"] + m["n_test_studies"] == truth["n_cases"]
     assert m["n_test_studies"] >= 2 and m["n_val_studies"] >= 2
     assert m["masks_from"] == "this folder"
+    stack = m["stack"]                                             # every planted irregularity, counted
+    assert stack["n_studies"] == truth["n_cases"] and stack["studies_without_masks"] == 0
+    assert stack["slices_with_a_gap_in_the_cycle"] == truth["n_unreadable"]   # the broken frame is a gap
     check_scores(m)
     low, high = m["crps_mean_baseline_ci"]
     assert low <= m["crps_mean_baseline"] <= high
@@ -74,6 +77,7 @@ def test_09_unseen_data_without_masks_learns_elsewhere_and_validates_externally(
     record = run_notebook(STEM, variant="seed1-no-masks", data_dir=str(root), external_data_dir=str(external))
     m = record["metrics"]
     assert m["masks_from"] == str(datasets.synthetic_dir("dsb2", "smoke"))
+    assert m["stack"]["studies_without_masks"] == m["stack"]["n_studies"]
     assert m["n_train_studies"] + m["n_val_studies"] + m["n_test_studies"] == n_studies_with_volumes(root)
     check_scores(m)
     assert m["crps"] < m["crps_mean_baseline"]

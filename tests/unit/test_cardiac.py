@@ -146,3 +146,28 @@ def test_a_point_in_a_physical_crop_maps_back_to_the_native_frame():
     two = np.zeros((20, 20))
     two[1:3, 1:3], two[10:16, 10:16] = 1, 1                 # the largest component's centre
     assert cardiac.mask_centre(two) == (12.5, 12.5)
+
+
+def test_an_unreadable_frame_leaves_a_gap_in_the_cycle_and_is_counted():
+    frames = _frames("1", [("a", 0.0, 6), ("b", 10.0, 6), ("c", 10.2, 6), ("d", 20.0, 4)])
+    frames["InstanceNumber"] = frames["frame"] + 1 + np.where(frames["series_id"] == "d", 30, 0)
+    frames["mask_path"] = None
+    broken = (frames["series_id"] == "a") & (frames["frame"] == 2)          # its file could not be read:
+    frames = frames[~broken].copy()
+    frames.loc[frames["series_id"] == "a", "frame"] = range(5)              # the index ranks what is left
+    frames.loc[frames["series_id"] == "a", "n_frames"] = 5
+    cycle = pd.DataFrame(cardiac.cycle_index(frames)).assign(series_id=frames["series_id"])
+    a = cycle[cycle["series_id"] == "a"]
+    assert a["frame"].tolist() == [0, 1, 3, 4, 5] and set(a["n_frames"]) == {6}   # the gap stays a gap
+    d = cycle[cycle["series_id"] == "d"]                                     # numbering that starts at 31
+    assert d["frame"].tolist() == [0, 1, 2, 3] and set(d["n_frames"]) == {4}
+    slices = cardiac.slice_table(frames)
+    assert dict(zip(slices["series_id"], slices["n_frames"])) == {"a": 6, "b": 6, "c": 6, "d": 4}
+    report = cardiac.stack_report(frames, slices)
+    assert report == {"n_studies": 1, "n_slices": 4, "slices_with_a_gap_in_the_cycle": 1,
+                      "slices_with_another_frame_count": 1, "slices_at_a_duplicated_position": 1,
+                      "studies_without_masks": 1}
+    phase = cycle["frame"] / cycle["n_frames"]                               # areas at the true phases
+    frames["area_mm2"] = 1000 * (1 - 0.25 * (1 - np.cos(2 * np.pi * phase)))
+    assert cardiac.ed_es(cardiac.volume_curve(frames.assign(frame=cycle["frame"]), slices))["edv_ml"] == \
+        pytest.approx(30.0, rel=0.01)          # slabs of 10.2 + 10 + 9.8 mm at 1000 mm²
