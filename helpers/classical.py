@@ -68,7 +68,7 @@ def nested_cv(X: np.ndarray, y: np.ndarray, models: dict, outer_folds: int = 5, 
     training subjects only) picks the hyper-parameters, refits on the outer training set and
     is scored on the outer test subjects. Outer folds run in parallel (joblib).
     Returns one row per model and outer fold: ``model``, ``fold``, ``accuracy``,
-    ``best_params`` (as text). Summarise with :func:`summarize`. Every subject is tested in
+    ``best_params`` (as text). Summarise with :func:`summary`. Every subject is tested in
     exactly one outer fold: ``results.attrs["predictions"]`` holds those out-of-fold
     predictions (``model``, ``subject`` = row of ``X``, ``fold``, ``y_true``, ``y_pred``), which
     :func:`accuracy_ci` resamples by subject.
@@ -108,7 +108,7 @@ def accuracy_ci(results: pd.DataFrame, seed: int = 0, n_boot: int = 1000) -> dic
     return out
 
 
-def summarize(results: pd.DataFrame) -> pd.DataFrame:
+def summary(results: pd.DataFrame) -> pd.DataFrame:
     """Mean ± sd of the outer-fold accuracy per model (rows in the order they were run)."""
     order = list(dict.fromkeys(results["model"]))
     table = results.groupby("model", sort=False)["accuracy"].agg(["mean", "std", "count"]).loc[order]

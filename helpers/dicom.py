@@ -626,7 +626,7 @@ def index_dicoms(folder_or_paths: str | os.PathLike | Iterable[str | os.PathLike
     return table
 
 
-def index_summary(table: pd.DataFrame) -> dict:
+def summary(table: pd.DataFrame) -> dict:
     """Counts a notebook reports: ``n_files``, ``n_read``, ``n_errors`` and errors by type."""
     errors = table["error"].dropna()
     return {"n_files": int(len(table)), "n_read": int(table["error"].isna().sum()),

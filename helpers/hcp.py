@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from . import cache, layouts, nifti
+from .io import error_reason
 
 #: Default common voxel size (mm) before cropping: MNI152's standard 2 mm grid.
 VOXEL_SIZE_MM = 2.0
@@ -76,7 +77,7 @@ def _header_row(path: Path) -> dict:
                 "voxel_size_mm": "x".join(f"{v:g}" for v in header["voxel_size_mm"]),
                 "orientation": header["orientation"], "format": header["format"]}
     except nifti.NiftiReadError as err:
-        return {"error": str(err)}
+        return {"error": error_reason(err)}
 
 
 def index_subjects(root: str | os.PathLike, n_jobs: int = 1) -> pd.DataFrame:
@@ -167,11 +168,9 @@ def prepare_volume(path: str | os.PathLike, voxel_size_mm: float = VOXEL_SIZE_MM
             return {"lo": lo, "hi": hi, "error": None}
         volume = nifti.resample_to_grid(array, affine, _lattice_affine(lo, voxel_size_mm), hi - lo + 1)
         return {"volume": volume, "lo": lo, "hi": hi, "error": None}
-    except nifti.NiftiReadError as err:
-        return {"error": str(err)}
+    except nifti.NiftiReadError as err:   # its message names the file
+        return {"error": error_reason(err)}
     except Exception as err:  # noqa: BLE001 - recorded, the dataset goes on
-        from .io import error_reason
-
         return {"error": f"{path}: {error_reason(err)}"}
 
 

@@ -3,7 +3,7 @@
 The pipeline of notebook 07, one helper per arrow::
 
     index_frames (helpers.dsb2) → mid_slices → build_inputs → split_cases → fit
-        → predict → evaluate / summarise → crop_physical, cycle_gif
+        → predict → evaluate / summary → crop_physical, cycle_gif
 
 Coordinates
 -----------
@@ -331,7 +331,7 @@ def evaluate(data: dict, idx, pred_targets, root: str | os.PathLike) -> pd.DataF
     return table
 
 
-def summarise(table: pd.DataFrame) -> dict:
+def summary(table: pd.DataFrame) -> dict:
     """Headline numbers of :func:`evaluate`'s table (medians and 95th percentiles, inside-LV rate)."""
     return {"median_error_px": float(table["error_px"].median()),
             "p95_error_px": float(table["error_px"].quantile(0.95)),
@@ -340,15 +340,15 @@ def summarise(table: pd.DataFrame) -> dict:
             "inside_lv_rate": float(table["inside_lv"].mean()), "n_test_frames": int(len(table))}
 
 
-#: The headline numbers of :func:`summarise` that get a 95 % interval (resampling cases).
+#: The headline numbers of :func:`summary` that get a 95 % interval (resampling cases).
 HEADLINE = ("median_error_px", "p95_error_px", "median_error_mm", "p95_error_mm", "inside_lv_rate")
 _STATISTIC = {"median_error_px": ("error_px", np.median), "p95_error_px": ("error_px", lambda v: np.quantile(v, 0.95)),
               "median_error_mm": ("error_mm", np.median), "p95_error_mm": ("error_mm", lambda v: np.quantile(v, 0.95)),
               "inside_lv_rate": ("inside_lv", np.mean)}
 
 
-def summarise_with_ci(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0, digits: int = 4) -> dict:
-    """:func:`summarise` plus ``<key>_ci`` (``[low, high]``) for each :data:`HEADLINE` key.
+def summary_with_ci(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0, digits: int = 4) -> dict:
+    """:func:`summary` plus ``<key>_ci`` (``[low, high]``) for each :data:`HEADLINE` key.
 
     The intervals resample whole **cases** (``table["case"]``): frames of one patient are
     near copies, so resampling frames would give intervals that are far too narrow
@@ -356,7 +356,7 @@ def summarise_with_ci(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0, di
     """
     from .evaluation import with_ci
 
-    out = summarise(table)
+    out = summary(table)
     for key in HEADLINE:
         column, stat = _STATISTIC[key]
         out[key], out[f"{key}_ci"] = with_ci(stat, table["case"].to_numpy(), table[column].to_numpy(float),
@@ -399,7 +399,7 @@ def describe_gain(gain, ci, what: str = "the motion channel", unit: str = "mm", 
 
 
 def describe_transfer(key: str, internal: dict, external: dict, digits: int = 2) -> str:
-    """``key`` of two :func:`summarise_with_ci` results (internal test, external data) in one
+    """``key`` of two :func:`summary_with_ci` results (internal test, external data) in one
     sentence whose verdict follows from whether the intervals overlap."""
     from .evaluation import format_ci, intervals_overlap
 
@@ -420,7 +420,7 @@ def evaluate_external(model, root: str | os.PathLike, image_size: int, motion_of
     The same preprocessing as for training (:func:`helpers.dsb2.index_frames`,
     :func:`mid_slices`, :func:`build_inputs` with the same ``image_size`` and
     ``motion_offset``); every labelled case is a test case. Returns ``table``
-    (:func:`evaluate`), ``summary`` (:func:`summarise_with_ci`, intervals by case),
+    (:func:`evaluate`), ``summary`` (:func:`summary_with_ci`, intervals by case),
     ``n_cases`` and ``skipped`` (series that could not be read).
     """
     frames = dsb2.index_frames(root)
@@ -429,7 +429,7 @@ def evaluate_external(model, root: str | os.PathLike, image_size: int, motion_of
     if len(idx) == 0:
         raise ValueError(f"{root}: no labelled frame (lv_centroids.csv) to validate against")
     table = evaluate(data, idx, predict(model, data, idx, channels), root)
-    return {"table": table, "summary": summarise_with_ci(table, n_boot=n_boot, seed=seed),
+    return {"table": table, "summary": summary_with_ci(table, n_boot=n_boot, seed=seed),
             "n_cases": int(table["case"].nunique()), "skipped": list(data["skipped"])}
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from . import cache, ct, layouts, metaimage
+from .io import error_reason
 
 HU_WINDOW = (-1000.0, 400.0)
 ANNOTATION_COLUMNS = ["seriesuid", "coordX", "coordY", "coordZ", "diameter_mm"]
@@ -52,7 +53,7 @@ def _index_row(path: Path, root: Path) -> dict:
         row.update(shape=list(info["shape"]), spacing=list(info["spacing"]), origin=list(info["origin"]),
                    direction=[float(v) for v in info["direction"].ravel()])
     except Exception as err:  # noqa: BLE001 - a bad file is recorded, never raised
-        row["error"] = str(err)
+        row["error"] = error_reason(err)
     return row
 
 

@@ -36,7 +36,7 @@ def test_nested_cv_and_summary():
     results = classical.nested_cv(X, y, models, outer_folds=3, inner_folds=3, seed=0, n_jobs=1)
     assert len(results) == 4 * 3
     assert set(results.columns) >= {"model", "fold", "accuracy", "best_params"}
-    summary = classical.summarize(results)
+    summary = classical.summary(results)
     assert list(summary["model"]) == list(classical.MODEL_NAMES)
     acc = dict(zip(summary["model"], summary["accuracy_mean"]))
     assert acc["logreg"] > 0.75 and acc["linear_svm"] > 0.75

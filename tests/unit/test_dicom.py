@@ -188,7 +188,7 @@ def test_bad_files_are_rows_with_reasons(tmp_path):
     assert errors["header.dcm"].startswith("TruncatedFileError: truncated in the header")
     assert errors["notes.dcm"].startswith("NotDicomError")
     assert errors["empty.dcm"].startswith("EmptyFileError")
-    summary = dicom.index_summary(table)
+    summary = dicom.summary(table)
     assert summary["n_files"] == 5 and summary["n_read"] == 1 and summary["n_errors"] == 4
     assert Path(CT_SMALL).read_bytes() == data   # raw files untouched
 

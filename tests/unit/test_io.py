@@ -53,3 +53,23 @@ def test_error_reason_is_one_line_of_bounded_length():
     assert error_reason(ValueError("bad\n   header")) == "ValueError: bad header"
     long = error_reason(OSError("x" * 500), limit=40)
     assert len(long) == 40 and long.endswith("…") and long.startswith("OSError: x")
+
+
+@pytest.mark.parametrize("reader", ["dicom", "dsb2", "luna16", "hcp header", "hcp volume"])
+def test_every_reader_records_an_unreadable_file_in_the_one_reason_format(tmp_path, reader):
+    """A garbage file becomes a row whose reason is ``error_reason``'s "<ExceptionType>: <message>"
+    (with the file's name in front where the row does not hold the path), for every layout."""
+    import re
+
+    from helpers import dicom, dsb2, hcp, luna16
+
+    name = {"dicom": "x.dcm", "dsb2": "x.dcm", "luna16": "x.mhd"}.get(reader, "x.nii.gz")
+    path = tmp_path / name
+    path.write_bytes(b"not a medical image\n" * 8)
+    reason = {"dicom": lambda: dicom.read_header(path)["error"],
+              "dsb2": lambda: dsb2._read_header(path)["error"],
+              "luna16": lambda: luna16._index_row(path, tmp_path)["error"],
+              "hcp header": lambda: hcp._header_row(path)["error"],
+              "hcp volume": lambda: hcp.prepare_volume(path)["error"]}[reader]()
+    assert isinstance(reason, str) and "\n" not in reason
+    assert re.match(rf"^(?:{re.escape(str(path))}: )?[A-Z]\w*(?:Error|Exception): \S", reason), reason

@@ -106,7 +106,7 @@ def test_evaluate_in_native_pixels_and_mm_with_mask_and_fallback(tmp_path):
     np.testing.assert_allclose(table["error_px"], [5, 10], atol=1e-9)
     np.testing.assert_allclose(table["error_mm"], [7.5, 15], atol=1e-9)
     assert list(table["inside_lv"]) == [True, False]         # inside the mask; 15 mm > fallback radius
-    summary = keypoints.summarise(table)
+    summary = keypoints.summary(table)
     assert summary["median_error_px"] == pytest.approx(7.5) and summary["inside_lv_rate"] == 0.5
 
 
@@ -178,16 +178,16 @@ def _error_table(errors_mm, cases):
                          "error_mm": errors_mm, "inside_lv": errors_mm < 5})
 
 
-def test_summarise_with_ci_resamples_cases():
+def test_summary_with_ci_resamples_cases():
     table = _error_table([1, 2, 3, 4, 6, 8, 1, 2], ["a", "a", "b", "b", "c", "c", "d", "d"])
-    out = keypoints.summarise_with_ci(table, n_boot=200)
+    out = keypoints.summary_with_ci(table, n_boot=200)
     assert out["n_cases"] == 4 and out["n_test_frames"] == 8
     for key in keypoints.HEADLINE:
         low, high = out[f"{key}_ci"]
         assert low <= out[key] <= high, key
     assert out["median_error_mm"] == pytest.approx(2.5) and out["inside_lv_rate"] == pytest.approx(0.75)
     # one case only: no interval, but the values stay
-    one = keypoints.summarise_with_ci(_error_table([1, 2], ["a", "a"]), n_boot=50)
+    one = keypoints.summary_with_ci(_error_table([1, 2], ["a", "a"]), n_boot=50)
     assert one["median_error_mm_ci"] is None and one["median_error_mm"] == pytest.approx(1.5)
 
 
