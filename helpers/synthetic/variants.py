@@ -287,14 +287,17 @@ def make_variant(name: str, source, out, site: Site | None = None, seed: int = 0
 
     ``site`` (or the same fields as keywords) sets the knobs; ``seed`` the noise. The copy is
     built in a temporary folder and moved into place, so a half-written variant is never read.
-    An existing ``out`` built from the same source with the same knobs (its ``.variant.json``)
-    is kept; one built otherwise is rebuilt, and ``overwrite`` always rebuilds. Returns ``out``.
+    An existing ``out`` built from the same source files (paths, sizes and modification times:
+    a regenerated source is a new source) with the same knobs (its ``.variant.json``) is kept;
+    one built otherwise is rebuilt, and ``overwrite`` always rebuilds. Returns ``out``.
     """
+    from ..cache import fingerprint
     from ..layouts import check_layout
 
     site = site or Site(**knobs)
     source, out = check_layout(name, source), Path(out)
-    record = {**asdict(site), "seed": seed, "source": str(source)}
+    files = [p for p in source.rglob("*") if p.is_file()]
+    record = {**asdict(site), "seed": seed, "source": str(source), "source_files": fingerprint(files)}
     if not overwrite and _recorded(out) == record:
         return out
     with atomic_dir(out) as tmp:

@@ -1,6 +1,7 @@
 """Site variants (helpers.synthetic.variants): each layout survives the transforms, and the
 labels move with the images."""
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -116,6 +117,15 @@ def test_an_existing_variant_is_kept_only_when_built_with_the_same_knobs(out, tm
     variants.make_variant("luna16", source, root, max_items=2, overwrite=True)
     assert (root / ".variant.json").stat().st_mtime_ns != stamp
     assert not list(tmp_path.glob(".v.tmp"))
+    notes = source / "annotations.csv"                                       # a regenerated source ...
+    before = notes.stat()
+    try:
+        os.utime(notes, ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))
+        stamp = (root / ".variant.json").stat().st_mtime_ns
+        variants.make_variant("luna16", source, root, max_items=2)            # ... is a new source: rebuilt
+        assert (root / ".variant.json").stat().st_mtime_ns != stamp
+    finally:
+        os.utime(notes, ns=(before.st_atime_ns, before.st_mtime_ns))          # the shared set's caches stay valid
 
 
 def test_combine_luna16_joins_two_datasets_and_refuses_shared_series(out):
