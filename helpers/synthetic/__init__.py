@@ -59,8 +59,17 @@ def image_header(sop_class_uid: str, modality: str, patient_id: str, study_uid: 
 
 
 def is_complete(root: str | os.PathLike) -> bool:
-    """True when ``root`` holds a finished synthetic dataset (its ground truth is written last)."""
-    return (Path(root) / GROUND_TRUTH).is_file()
+    """True when ``root`` holds a finished synthetic dataset (its ground truth is written last)
+    written by the current version of its generator (an older one is stale: regenerate)."""
+    path = Path(root) / GROUND_TRUTH
+    if not path.is_file():
+        return False
+    try:
+        truth = json.loads(path.read_text())
+        module = importlib.import_module(f"{__name__}.{truth['dataset']}")
+    except (ValueError, KeyError, ImportError):
+        return False
+    return truth.get("generator_version") == module.VERSION
 
 
 def load_ground_truth(root: str | os.PathLike) -> dict:
@@ -87,7 +96,7 @@ def generate(name: str, out: str | os.PathLike, size: str = "smoke", seed: int =
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
         truth = module.generate(tmp, size=size, seed=seed)
-        truth = {"dataset": name, "size": size, "seed": seed, **truth}
+        truth = {"dataset": name, "size": size, "seed": seed, "generator_version": module.VERSION, **truth}
         from ..io import write_json
 
         write_json(tmp / GROUND_TRUTH, truth)

@@ -58,6 +58,11 @@ from pydicom.uid import MRImageStorage
 
 from . import image_header
 
+#: Bumped whenever the generator writes different data for the same seed: a dataset written
+#: by another version is regenerated on first use (``synthetic.is_complete``). Version 2: the heart
+#: in a chest (papillary muscles, trabeculae, partial volume, reduced-EF hearts).
+VERSION = 2
+
 SIZES = {
     # n_cases, frames per slice, slices per case (min, max)
     "smoke": {"n_cases": 12, "n_frames": 20, "slices": (4, 5), "long_axis_frames": 4},

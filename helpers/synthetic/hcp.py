@@ -36,6 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
+#: Bumped whenever the generator writes different data for the same seed: a dataset written
+#: by another version is regenerated on first use (``synthetic.is_complete``).
+VERSION = 1
+
 SIZES = {
     # labelled readable subjects, class-0 rows, files without a row, corrupt files
     "smoke": {"n_labelled": 34, "n_class0": 2, "n_norow": 1, "n_corrupt": 2, "voxels": "coarse"},

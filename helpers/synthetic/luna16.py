@@ -27,6 +27,10 @@ import numpy as np
 
 from ..metaimage import voxel_to_world, write_mhd
 
+#: Bumped whenever the generator writes different data for the same seed: a dataset written
+#: by another version is regenerated on first use (``synthetic.is_complete``).
+VERSION = 1
+
 SIZES = {
     "smoke": {"n_series": 16, "n_subsets": 2, "inplane": (96, 128), "slices": (56, 72), "n_vessels": 14},
     "full": {"n_series": 34, "n_subsets": 3, "inplane": (112, 160), "slices": (64, 110), "n_vessels": 24},

@@ -46,6 +46,10 @@ from pydicom.uid import CTImageStorage
 
 from . import image_header
 
+#: Bumped whenever the generator writes different data for the same seed: a dataset written
+#: by another version is regenerated on first use (``synthetic.is_complete``).
+VERSION = 1
+
 SUBTYPES = ("epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural")
 LABELS = SUBTYPES + ("any",)
 #: profile: patients, slices per patient (min, max), image size by seed parity

@@ -55,3 +55,23 @@ def test_synthetic_data_is_kept_apart_per_seed(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets, "check_layout", lambda name, root: root)
     assert datasets.resolve("hcp", None, "smoke", seed=3) == tmp_path / "synthetic" / "smoke-seed3" / "hcp"
     assert calls == [("hcp", tmp_path / "synthetic" / "smoke-seed3" / "hcp", "smoke", 3)]
+
+
+def test_a_dataset_written_by_another_generator_version_is_stale(tmp_path):
+    """``is_complete`` trusts a synthetic folder only when its ground truth names the current
+    generator VERSION: a dataset an older generator wrote is regenerated on first use."""
+    import json
+
+    from helpers import synthetic
+    from helpers.synthetic import dsb2 as generator
+
+    truth = tmp_path / synthetic.GROUND_TRUTH
+    assert not synthetic.is_complete(tmp_path)                                  # nothing written yet
+    for version, complete in ((generator.VERSION, True), (generator.VERSION - 1, False), (None, False)):
+        record = {"dataset": "dsb2", "size": "smoke", "seed": 0}
+        truth.write_text(json.dumps(record | ({} if version is None else {"generator_version": version})))
+        assert synthetic.is_complete(tmp_path) is complete, version
+    truth.write_text("{ not json")
+    assert not synthetic.is_complete(tmp_path)
+    root = datasets.resolve("dsb2", None, "smoke")                             # the shared set: current
+    assert synthetic.load_ground_truth(root)["generator_version"] == generator.VERSION
