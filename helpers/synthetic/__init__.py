@@ -61,11 +61,10 @@ def image_header(sop_class_uid: str, modality: str, patient_id: str, study_uid: 
 def is_complete(root: str | os.PathLike) -> bool:
     """True when ``root`` holds a finished synthetic dataset (its ground truth is written last)
     written by the current version of its generator (an older one is stale: regenerate)."""
-    path = Path(root) / GROUND_TRUTH
-    if not path.is_file():
+    if not (Path(root) / GROUND_TRUTH).is_file():
         return False
     try:
-        truth = json.loads(path.read_text())
+        truth = load_ground_truth(root)
         module = importlib.import_module(f"{__name__}.{truth['dataset']}")
     except (ValueError, KeyError, ImportError):
         return False

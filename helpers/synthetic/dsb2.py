@@ -192,7 +192,11 @@ def _frame(d: dict, static: np.ndarray, rr, cc, level: float, t: float, noise_po
     for every frame).
     """
     sp = d["spacing"]
-    centre, r_blood, r_outer, squeeze = _lv_state(d, level, t)
+    # partial volume: the slice images its whole slab, so blood and wall are averaged over three
+    # planes across SliceThickness; the middle one is the slice's own plane (its mask, its centre)
+    slab = d["thickness"] / (max(d["n_slices"] - 1, 1) * d["slice_gap"])
+    planes = [_lv_state(d, level + k * slab / 3, t) for k in (-1, 0, 1)]
+    centre, r_blood, r_outer, squeeze = planes[1]
     box = (slice(max(int((centre[0] - 75) / sp), 0), int((centre[0] + 75) / sp) + 1),
            slice(max(int((centre[1] - 100) / sp), 0), int((centre[1] + 75) / sp) + 1))
     r, c = rr[box], cc[box]
@@ -200,10 +204,6 @@ def _frame(d: dict, static: np.ndarray, rr, cc, level: float, t: float, noise_po
     theta = np.arctan2(c - centre[1], r - centre[0])
     shape = 1 + sum(a * np.cos(k * theta + p) for a, k, p in zip(d["harmonics"], (3, 5, 7), d["harmonic_phase"]))
     border = r_blood * shape                                                       # the mid-plane: the mask
-    # partial volume: the slice images its whole slab, so blood and wall are averaged over three
-    # planes across SliceThickness (the mask stays the mid-plane's contour)
-    slab = d["thickness"] / (max(d["n_slices"] - 1, 1) * d["slice_gap"])
-    planes = [_lv_state(d, level + k * slab / 3, t) for k in (-1, 0, 1)]
     outer = np.mean([_soft_disk(dist, p[2], sp) for p in planes], axis=0)
     blood = np.mean([_soft_disk(dist, p[1] * shape, sp) for p in planes], axis=0)
     band = np.clip((dist - (border - 3.0)) / 3.0, 0, 1)                           # trabeculated rim
